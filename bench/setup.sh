@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Idempotent setup for the benchmark harness: bench/.venv with the peer servers, and wrk.
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON="${PYTHON:-python3}"
+STAMP=.venv/.installed
+
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+if [ ! -f "$STAMP" ] || [ setup.sh -nt "$STAMP" ]; then
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    # One package at a time so a peer that fails to install is skipped, not fatal.
+    for pkg in gunicorn 'uvicorn[standard]' httptools uvloop granian waitress hypercorn; do
+        .venv/bin/python -m pip install --quiet "$pkg" || echo "setup.sh: could not install $pkg; run.py will skip it" >&2
+    done
+    touch "$STAMP"
+fi
+
+if ! command -v wrk >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+    else
+        sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null
+    fi
+fi
+command -v wrk >/dev/null || { echo "setup.sh: wrk is required" >&2; exit 1; }

@@ -1,0 +1,1 @@
+"""App adapters: ASGI on the event loop, WSGI on a thread pool, both behind one Channel."""

@@ -1,0 +1,214 @@
+"""ASGI 3 ``http`` on the event loop: one task per request, no threads.
+
+``receive`` hands out body chunks as the loop feeds them (reading pauses above
+``INPUT_HIGH_BYTES`` queued); ``send`` writes through the channel and waits while the
+transport is paused, so a slow client holds the app, not memory. The head is held back
+until the first body message, so a small response is one ``transport.write``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+from urllib.parse import unquote
+
+from hybridserve.apps.types import ASGIApp, Channel, Message, Scope
+from hybridserve.errors import ResponseError
+from hybridserve.sansio.events import Headers, Request
+
+log = logging.getLogger("hybridserve.error")
+
+INPUT_HIGH_BYTES = 256 * 1024
+ERROR_BODY = b"Internal Server Error\n"
+ERROR_HEADERS: Headers = [(b"content-type", b"text/plain; charset=utf-8")]
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+DISCONNECT: Message = {"type": "http.disconnect"}
+
+
+class ClientDisconnected(OSError):
+    """``send`` on a connection the client closed (ASGI spec 2.4: an OSError subclass)."""
+
+
+def split_target(target: bytes) -> tuple[bytes, bytes]:
+    """``(raw_path, query_string)`` of an origin-form or absolute-form target."""
+    if not target.startswith(b"/") and b"://" in target:
+        target = b"/" + target.split(b"://", 1)[1].partition(b"/")[2]
+    raw_path, _, query = target.partition(b"?")
+    return raw_path, query
+
+
+def build_scope(request: Request, channel: Channel, root_path: str, state: dict[str, Any]) -> Scope:
+    """The ``http`` scope. ``path`` includes ``root_path``, as uvicorn and the spec do."""
+    raw_path, query = split_target(request.target)
+    path = unquote(raw_path.decode("latin-1"))
+    return {
+        "type": "http",
+        "asgi": ASGI_VERSION,
+        "http_version": request.http_version.decode("latin-1"),
+        "method": request.method.decode("latin-1"),
+        "scheme": channel.scheme,
+        "path": root_path + path,
+        "raw_path": root_path.encode("latin-1") + raw_path if root_path else raw_path,
+        "query_string": query,
+        "root_path": root_path,
+        "headers": request.headers,
+        "client": channel.client,
+        "server": channel.server,
+        "state": state.copy(),
+        "extensions": {},
+    }
+
+
+class ASGIAdapter:
+    """Starts an ``http`` task per request; ``state`` is what lifespan startup left."""
+
+    def __init__(self, app: ASGIApp, *, root_path: str) -> None:
+        self.app = app
+        self.root_path = root_path
+        self.state: dict[str, Any] = {}
+
+    def new_cycle(self, request: Request, channel: Channel) -> HTTPCycle:
+        return HTTPCycle(self, request, channel)
+
+
+class HTTPCycle:
+    """One request's ``receive``/``send`` pair and the task running the app."""
+
+    def __init__(self, adapter: ASGIAdapter, request: Request, channel: Channel) -> None:
+        self._adapter = adapter
+        self._request = request
+        self._channel = channel
+        self._body: deque[bytes] = deque()
+        self._queued = 0
+        self._body_done = False
+        self._delivered = False  # the app has seen more_body=False
+        self._gone = False
+        self._reading_paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain: asyncio.Future[None] | None = None
+        self._write_paused = False
+        self._status = 0
+        self._headers: Headers | None = None
+        self._head_sent = False
+        self._complete = False
+        self.task: asyncio.Task[None] | None = None
+
+    # -- loop side, called by the protocol ----------------------------------------
+    def feed_body(self, data: bytes) -> None:
+        self._body.append(data)
+        self._queued += len(data)
+        if self._queued > INPUT_HIGH_BYTES and not self._reading_paused:
+            self._reading_paused = True
+            self._channel.pause_reading()
+        self._wake()
+
+    def feed_end(self) -> None:
+        self._body_done = True
+        self._wake()
+
+    def start(self) -> None:
+        self.task = self._channel.loop.create_task(self._run())
+
+    def disconnected(self) -> None:
+        self._gone = True
+        self._wake()
+        self.resume_writing()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        drain = self._drain
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- the app's side -----------------------------------------------------------
+    async def receive(self) -> Message:
+        while True:
+            if self._body:
+                data = self._body.popleft()
+                self._queued -= len(data)
+                if self._reading_paused and self._queued <= INPUT_HIGH_BYTES // 2:
+                    self._reading_paused = False
+                    self._channel.resume_reading()
+                more = bool(self._body) or not self._body_done
+                self._delivered = not more
+                return {"type": "http.request", "body": data, "more_body": more}
+            if self._gone or self._complete:
+                return DISCONNECT
+            if self._body_done and not self._delivered:
+                self._delivered = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            if not self._body_done:
+                self._channel.send_continue()
+            self._waiter = self._channel.loop.create_future()
+            await self._waiter
+            self._waiter = None
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if self._gone:
+            raise ClientDisconnected("client disconnected")
+        if kind == "http.response.start":
+            if self._headers is not None:
+                raise ResponseError("http.response.start sent twice")
+            self._status = message["status"]
+            self._headers = [(bytes(n), bytes(v)) for n, v in message.get("headers", ())]
+        elif kind == "http.response.body":
+            if self._headers is None:
+                raise ResponseError("http.response.body sent before http.response.start")
+            if self._complete:
+                raise ResponseError("http.response.body sent after the response completed")
+            body = message.get("body", b"")
+            more = message.get("more_body", False)
+            if not self._head_sent:
+                self._head_sent = True
+                self._channel.send_head(self._status, self._headers, body, not more)
+            else:
+                self._channel.send_body(body, not more)
+            if not more:
+                self._complete = True
+                self._wake()
+            elif self._write_paused:
+                self._drain = self._channel.loop.create_future()
+                await self._drain
+                self._drain = None
+        else:
+            raise ResponseError(f"unexpected ASGI message type {kind!r}")
+
+    async def _run(self) -> None:
+        adapter = self._adapter
+        scope = build_scope(self._request, self._channel, adapter.root_path, adapter.state)
+        try:
+            await adapter.app(scope, self.receive, self.send)
+        except ClientDisconnected:
+            log.debug("client %s went away", self._channel.client)
+            return
+        except Exception as exc:
+            if isinstance(exc, ResponseError):
+                log.error("ASGI app %r: %s", adapter.app, exc)
+            else:
+                log.exception("Exception in ASGI app %r", adapter.app)
+            self._fail()
+            return
+        if not self._complete and not self._gone:
+            log.error("ASGI app %r returned without completing the response", adapter.app)
+            self._fail()
+
+    def _fail(self) -> None:
+        if self._gone or self._complete:
+            return
+        self._complete = True
+        if self._head_sent:
+            self._channel.abort()
+        else:
+            self._head_sent = True
+            self._channel.send_head(500, ERROR_HEADERS, ERROR_BODY, True)

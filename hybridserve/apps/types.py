@@ -1,0 +1,70 @@
+"""The seams between the worker and the app adapters, and the only home of ``Any``.
+
+The worker implements ``Channel`` (one per connection, loop thread only); an adapter
+implements ``Cycle`` (one per request). Adapters never see the transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any, Protocol
+
+from hybridserve.sansio.events import Headers, Request
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Callable[[bytes], None]]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+App = ASGIApp | WSGIApp
+Address = tuple[str, int] | None
+
+
+class Channel(Protocol):
+    """What a request cycle may do to its connection. Loop thread only."""
+
+    loop: asyncio.AbstractEventLoop
+    client: Address
+    server: Address
+    scheme: str
+
+    def send_head(self, status: int, headers: Headers, body: bytes, end: bool) -> None:
+        """Write the response head and the first body bytes; raises ResponseError if invalid."""
+
+    def send_body(self, data: bytes, end: bool) -> None:
+        """Write body bytes; ``end`` completes the response."""
+
+    def send_continue(self) -> None:
+        """Send ``100 Continue`` if the client is waiting for it."""
+
+    def abort(self) -> None:
+        """The response cannot be finished: close the connection."""
+
+    def pause_reading(self) -> None:
+        """Stop reading the request body until ``resume_reading``."""
+
+    def resume_reading(self) -> None:
+        """Start reading again."""
+
+
+class Cycle(Protocol):
+    """One request's progress through an app. Every method runs on the loop thread."""
+
+    def feed_body(self, data: bytes) -> None: ...
+    def feed_end(self) -> None: ...
+    def start(self) -> None: ...
+    def disconnected(self) -> None: ...
+    def pause_writing(self) -> None: ...
+    def resume_writing(self) -> None: ...
+
+
+class Adapter(Protocol):
+    """Makes a Cycle for each request."""
+
+    def new_cycle(self, request: Request, channel: Channel) -> Cycle: ...

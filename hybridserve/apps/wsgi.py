@@ -1,0 +1,368 @@
+"""WSGI (PEP 3333) on a bounded thread pool.
+
+Threads never touch the transport: the loop pushes body bytes into ``WSGIInput`` (a lock and
+a condition), and a thread hands response bytes back with ``call_soon_threadsafe``. A
+response given as a list goes back in one hop, head and body together; an iterator costs a
+hop per chunk, so streaming reaches the client as it is produced. Both directions are
+bounded: reading pauses above ``INPUT_HIGH_BYTES`` unread bytes, and a thread waits while
+more than ``OUTPUT_HIGH_BYTES`` are queued for the loop or the transport is full.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor
+from typing import IO, Any
+from urllib.parse import unquote_to_bytes
+
+from hybridserve.apps.types import Address, Channel, Environ, WSGIApp
+from hybridserve.errors import ResponseError
+from hybridserve.sansio.events import Headers, Request
+from hybridserve.sansio.writer import header_line
+
+log = logging.getLogger("hybridserve.error")
+
+INPUT_HIGH_BYTES = 256 * 1024  # unread request body that pauses reading the socket
+OUTPUT_HIGH_BYTES = 256 * 1024  # response bytes queued for the loop before a thread waits
+ERROR_BODY = b"Internal Server Error\n"
+ERROR_HEADERS: Headers = [(b"content-type", b"text/plain; charset=utf-8")]
+
+
+class ClientDisconnected(OSError):
+    """The client went away; raised into the app when it writes or reads more."""
+
+
+class WSGIInput:
+    """``wsgi.input``: a stream fed by the loop, read by the app's thread."""
+
+    def __init__(self, loop_resume: Callable[[], None]) -> None:
+        self._buf = bytearray()
+        self._eof = False
+        self._gone = False
+        self._paused = False
+        self._cond = threading.Condition(threading.Lock())
+        self._loop_resume = loop_resume  # thread-safe: schedules resume_reading on the loop
+
+    # -- loop thread --------------------------------------------------------------
+    def feed(self, data: bytes) -> bool:
+        """Add body bytes; returns True when the reader is behind and reading should pause."""
+        with self._cond:
+            self._buf += data
+            self._cond.notify()
+            self._paused = len(self._buf) > INPUT_HIGH_BYTES
+            return self._paused
+
+    def feed_eof(self, *, disconnected: bool = False) -> None:
+        with self._cond:
+            self._eof = True
+            self._gone = disconnected
+            self._cond.notify()
+
+    # -- app thread ---------------------------------------------------------------
+    def _wait(self, ready: Callable[[], bool]) -> None:
+        """Block until ``ready()`` or EOF; un-pause the socket first so bytes can come."""
+        while not self._eof and not ready():
+            if self._paused:
+                self._paused = False
+                self._loop_resume()
+            self._cond.wait()
+
+    def _take(self, n: int) -> bytes:
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        if self._paused and len(self._buf) <= INPUT_HIGH_BYTES // 2:
+            self._paused = False
+            self._loop_resume()
+        return data
+
+    def read(self, size: int | None = -1) -> bytes:
+        with self._cond:
+            if size is None or size < 0:
+                self._wait(lambda: False)
+                size = len(self._buf)
+            else:
+                want = size
+                self._wait(lambda: len(self._buf) >= want)
+            if self._gone and not self._buf:
+                raise ClientDisconnected("client disconnected while sending the body")
+            return self._take(min(size, len(self._buf)))
+
+    def readline(self, size: int | None = -1) -> bytes:
+        limit = sys.maxsize if size is None or size < 0 else size
+        with self._cond:
+            self._wait(lambda: b"\n" in self._buf or len(self._buf) >= limit)
+            end = self._buf.find(b"\n")
+            return self._take(min(len(self._buf) if end < 0 else end + 1, limit))
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        lines: list[bytes] = []
+        total = 0
+        while line := self.readline():
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        while line := self.readline():
+            yield line
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: iterate a file in blocks and close it when done."""
+
+    def __init__(self, filelike: IO[bytes], blksize: int = 64 * 1024) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self) -> Iterator[bytes]:
+        while data := self.filelike.read(self.blksize):
+            yield data
+
+
+def build_environ(
+    request: Request,
+    *,
+    client: Address,
+    server: Address,
+    scheme: str,
+    root_path: str,
+    body: WSGIInput,
+    multiprocess: bool,
+) -> Environ:
+    """The PEP 3333 environ. Strings are latin-1, as the PEP requires for native strings."""
+    target = request.target
+    if not target.startswith(b"/") and b"://" in target:  # absolute-form
+        target = b"/" + target.split(b"://", 1)[1].partition(b"/")[2]
+    raw_path, _, query = target.partition(b"?")
+    path = unquote_to_bytes(raw_path).decode("latin-1")
+    if root_path and (path == root_path or path.startswith(root_path + "/")):
+        path = path[len(root_path) :]
+    server_name, server_port = server if server else ("", 0)
+    environ: Environ = {
+        "REQUEST_METHOD": request.method.decode("latin-1"),
+        "SCRIPT_NAME": root_path,
+        "PATH_INFO": path,
+        "QUERY_STRING": query.decode("latin-1"),
+        "SERVER_NAME": server_name,
+        "SERVER_PORT": str(server_port),
+        "SERVER_PROTOCOL": "HTTP/" + request.http_version.decode("latin-1"),
+        "REMOTE_ADDR": client[0] if client else "",
+        "REMOTE_PORT": str(client[1]) if client else "",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scheme,
+        "wsgi.input": body,
+        "wsgi.input_terminated": True,
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": multiprocess,
+        "wsgi.run_once": False,
+        "wsgi.file_wrapper": FileWrapper,
+    }
+    for name, value in request.headers:
+        if b"_" in name:
+            continue  # would alias a dashed header in the environ (header spoofing)
+        text = value.decode("latin-1")
+        if name == b"content-type":
+            environ["CONTENT_TYPE"] = text
+        elif name == b"content-length":
+            environ["CONTENT_LENGTH"] = text
+        elif name == b"host":
+            environ["HTTP_HOST"] = text
+            host, _, port = text.rpartition(":") if text[-1:].isdigit() else (text, "", "")
+            environ["SERVER_NAME"] = host or text
+            if port:
+                environ["SERVER_PORT"] = port
+        else:
+            key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+            if key in environ:
+                sep = "; " if key == "HTTP_COOKIE" else ","
+                environ[key] += sep + text
+            else:
+                environ[key] = text
+    return environ
+
+
+class WSGIAdapter:
+    """Runs each request's app call on the executor."""
+
+    def __init__(
+        self, app: WSGIApp, executor: Executor, *, root_path: str, multiprocess: bool
+    ) -> None:
+        self.app = app
+        self.executor = executor
+        self.root_path = root_path
+        self.multiprocess = multiprocess
+
+    def new_cycle(self, request: Request, channel: Channel) -> WSGICycle:
+        return WSGICycle(self, request, channel)
+
+
+class WSGICycle:
+    """One request: loop-side feeding and thread-side running of the app."""
+
+    def __init__(self, adapter: WSGIAdapter, request: Request, channel: Channel) -> None:
+        self._adapter = adapter
+        self._request = request
+        self._channel = channel
+        self._loop = channel.loop
+        self._input = WSGIInput(self._resume_reading_threadsafe)
+        self._flow = threading.Condition(threading.Lock())
+        self._queued = 0  # bytes handed to call_soon_threadsafe, not yet written
+        self._write_paused = False
+        self._gone = False
+        self._status = 0
+        self._headers: Headers | None = None
+        self._head_sent = False
+
+    # -- loop thread --------------------------------------------------------------
+    def feed_body(self, data: bytes) -> None:
+        if self._input.feed(data):
+            self._channel.pause_reading()
+
+    def feed_end(self) -> None:
+        self._input.feed_eof()
+
+    def start(self) -> None:
+        self._adapter.executor.submit(self._run)
+
+    def disconnected(self) -> None:
+        self._input.feed_eof(disconnected=True)
+        with self._flow:
+            self._gone = True
+            self._flow.notify_all()
+
+    def pause_writing(self) -> None:
+        with self._flow:
+            self._write_paused = True
+
+    def resume_writing(self) -> None:
+        with self._flow:
+            self._write_paused = False
+            self._flow.notify_all()
+
+    def _resume_reading_threadsafe(self) -> None:
+        self._loop.call_soon_threadsafe(self._channel.resume_reading)
+
+    def _deliver(self, data: bytes, end: bool, head: tuple[int, Headers] | None) -> None:
+        with self._flow:
+            self._queued -= len(data)
+            self._flow.notify_all()
+        if self._gone:
+            return
+        try:
+            if head is not None:
+                self._channel.send_head(head[0], head[1], data, end)
+            else:
+                self._channel.send_body(data, end)
+        except ResponseError as exc:
+            log.error("WSGI app %r: %s", self._adapter.app, exc)
+            self._fail_on_loop(head is not None)
+
+    def _fail_on_loop(self, head_unsent: bool) -> None:
+        if head_unsent:
+            self._channel.send_head(500, ERROR_HEADERS, ERROR_BODY, True)
+        else:
+            self._channel.abort()
+
+    # -- app thread ---------------------------------------------------------------
+    def _start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            try:
+                if self._head_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self._headers is not None:
+            raise ResponseError("start_response() called twice without exc_info")
+        try:
+            code = int(status.split(" ", 1)[0])
+            encoded = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+        except (ValueError, AttributeError, UnicodeEncodeError, TypeError):
+            raise ResponseError(f"invalid status or headers: {status!r}") from None
+        for name, value in encoded:
+            header_line(name, value)  # validate here, so the error reaches the app's thread
+        self._status = code
+        self._headers = encoded
+        return self._write
+
+    def _write(self, data: bytes) -> None:
+        self._send(data, end=False)
+
+    def _send(self, data: bytes, *, end: bool) -> None:
+        if type(data) is not bytes:
+            raise ResponseError(f"app yielded {type(data).__name__}, not bytes")
+        head: tuple[int, Headers] | None = None
+        if not self._head_sent:
+            if self._headers is None:
+                raise ResponseError("app produced body before calling start_response()")
+            if not data and not end:
+                return
+            head = (self._status, self._headers)
+            self._head_sent = True
+        with self._flow:
+            while (self._write_paused or self._queued > OUTPUT_HIGH_BYTES) and not self._gone:
+                self._flow.wait()
+            if self._gone:
+                raise ClientDisconnected("client disconnected")
+            self._queued += len(data)
+        self._loop.call_soon_threadsafe(self._deliver, data, end, head)
+
+    def _run(self) -> None:
+        request = self._request
+        channel = self._channel
+        environ = build_environ(
+            request,
+            client=channel.client,
+            server=channel.server,
+            scheme=channel.scheme,
+            root_path=self._adapter.root_path,
+            body=self._input,
+            multiprocess=self._adapter.multiprocess,
+        )
+        if request.expect_continue:
+            self._loop.call_soon_threadsafe(channel.send_continue)
+        result: Iterable[bytes] | None = None
+        try:
+            result = self._adapter.app(environ, self._start_response)
+            if isinstance(result, (list, tuple)):
+                self._send(b"".join(result), end=True)
+            else:
+                try:
+                    chunks = iter(result)
+                except TypeError:
+                    raise ResponseError(
+                        f"app returned a non-iterable {type(result).__name__}"
+                    ) from None
+                for chunk in chunks:
+                    if chunk:
+                        self._send(chunk, end=False)
+                self._send(b"", end=True)
+        except ClientDisconnected:
+            log.debug("client %s went away during %r", channel.client, request.target)
+        except Exception as exc:
+            self._on_error(exc)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.exception("close() of the WSGI response iterable failed")
+
+    def _on_error(self, exc: Exception) -> None:
+        if isinstance(exc, ResponseError):
+            log.error("WSGI app %r: %s", self._adapter.app, exc)
+        else:
+            log.exception("Exception in WSGI app %r", self._adapter.app)
+        head_unsent = not self._head_sent
+        self._head_sent = True
+        self._loop.call_soon_threadsafe(self._fail_on_loop, head_unsent)

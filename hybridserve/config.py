@@ -1,0 +1,209 @@
+"""Every setting, its default and the reason for it, declared once.
+
+The CLI (``cli.py``) builds its flags from the ``metadata`` of these fields, so a setting
+added here is a flag, with its help text, at once. A Config is frozen: it is validated in
+``__post_init__`` and never changed after the master starts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from hybridserve.errors import ConfigError
+
+INTERFACES = ("auto", "wsgi", "asgi")
+LOOPS = ("auto", "uvloop", "asyncio")
+HTTP_BACKENDS = ("auto", "h11", "httptools")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def setting(default: Any, text: str, *, flag: str, short: str = "", **extra: Any) -> Any:
+    """A dataclass field that also describes its command-line flag."""
+    meta = {"help": text, "flag": flag, "short": short, **extra}
+    if isinstance(default, (list, tuple, dict)):
+        return field(default_factory=lambda: default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def default_workers() -> int:
+    """One worker per CPU this process may run on (cgroup/affinity aware where possible)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Sizes the sans-IO layer enforces; each breach has its own status code."""
+
+    max_request_line_bytes: int = setting(
+        8190,
+        "Longest request line accepted, in bytes (414 beyond). gunicorn's default.",
+        flag="--limit-request-line",
+    )
+    max_header_count: int = setting(
+        100,
+        "Most header fields in one request (431 beyond). gunicorn's default.",
+        flag="--limit-request-fields",
+    )
+    max_header_field_bytes: int = setting(
+        8190,
+        "Longest single header field line, in bytes (431 beyond). gunicorn's default.",
+        flag="--limit-request-field-size",
+    )
+    max_head_bytes: int = setting(
+        64 * 1024,
+        "Largest whole request head, in bytes (431 beyond); bounds memory per connection.",
+        flag="--limit-request-head",
+    )
+    max_body_bytes: int = setting(
+        0,
+        "Largest request body, in bytes (413 beyond); 0 means unlimited, as bodies stream.",
+        flag="--limit-request-body",
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("max_request_line_bytes", "max_header_count", "max_header_field_bytes"):
+            _require(getattr(self, name) >= 1, name, "must be at least 1")
+        _require(self.max_head_bytes >= 256, "max_head_bytes", "must be at least 256")
+        _require(self.max_body_bytes >= 0, "max_body_bytes", "must not be negative")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeouts:
+    """Durations in seconds; the worker enforces them with one coarse per-second sweep."""
+
+    worker_s: float = setting(
+        30.0,
+        "Seconds a worker's event loop may go without a heartbeat before it is killed.",
+        flag="--timeout",
+    )
+    graceful_s: float = setting(
+        30.0,
+        "Seconds workers get to finish in-flight requests on stop before they are killed.",
+        flag="--graceful-timeout",
+    )
+    keep_alive_s: float = setting(
+        5.0,
+        "Seconds an idle keep-alive connection stays open (uvicorn's default; gunicorn uses 2).",
+        flag="--keep-alive",
+    )
+    request_head_s: float = setting(
+        10.0,
+        "Seconds a client has to send a whole request head once it started (408 beyond).",
+        flag="--timeout-request-head",
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("worker_s", "graceful_s", "keep_alive_s", "request_head_s"):
+            _require(getattr(self, name) > 0, name, "must be greater than 0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The whole server configuration. ``app=None`` serves the built-in demo app."""
+
+    app: str | None = setting(
+        None, "The application as MODULE:ATTRIBUTE (default: the demo app).", flag="app"
+    )
+    bind: tuple[str, ...] = setting(
+        ("127.0.0.1:8000",),
+        "Address to listen on: HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N. Repeatable.",
+        flag="--bind",
+        short="-b",
+    )
+    workers: int = setting(
+        default_workers(),
+        "Number of worker processes (default: the CPUs available).",
+        flag="--workers",
+        short="-w",
+    )
+    threads: int = setting(
+        8,
+        "Threads per worker running WSGI requests; also the worker's accept capacity.",
+        flag="--threads",
+    )
+    interface: str = setting(
+        "auto", "Application interface.", flag="--interface", choices=INTERFACES
+    )
+    factory: bool = setting(
+        False, "Treat APP as a factory: call it with no arguments to get the app.", flag="--factory"
+    )
+    app_dir: str = setting(
+        ".", "Directory put first on sys.path before the app is imported.", flag="--app-dir"
+    )
+    chdir: str | None = setting(
+        None, "Change to this directory before loading the app.", flag="--chdir"
+    )
+    loop: str = setting("auto", "Event loop implementation.", flag="--loop", choices=LOOPS)
+    http: str = setting("auto", "HTTP/1.1 parser backend.", flag="--http", choices=HTTP_BACKENDS)
+    preload: bool = setting(
+        False, "Import the app in the master before forking workers.", flag="--preload"
+    )
+    backlog: int = setting(
+        2048, "Listen backlog: connections the kernel queues for the workers.", flag="--backlog"
+    )
+    max_requests: int = setting(
+        0, "Restart a worker after it served this many requests (0: never).", flag="--max-requests"
+    )
+    max_requests_jitter: int = setting(
+        0,
+        "Random extra up to this many requests, so workers don't restart together.",
+        flag="--max-requests-jitter",
+    )
+    limit_concurrency: int = setting(
+        0,
+        "Most requests a worker runs at once; ASGI only, WSGI uses --threads (0: no limit).",
+        flag="--limit-concurrency",
+    )
+    root_path: str = setting(
+        "", "Path prefix the app is mounted under (SCRIPT_NAME / root_path).", flag="--root-path"
+    )
+    server_header: bool = setting(
+        True, "Add a Server header unless the app set one.", flag="--server-header"
+    )
+    log_level: str = setting("info", "Error log level.", flag="--log-level", choices=LOG_LEVELS)
+    access_log: bool = setting(False, "Log every request to stderr.", flag="--access-log")
+    pid_file: str | None = setting(None, "Write the master's pid to this file.", flag="--pid")
+    limits: Limits = field(default_factory=Limits)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+    def __post_init__(self) -> None:
+        _require(len(self.bind) >= 1, "bind", "needs at least one address")
+        _require(1 <= self.workers <= 1024, "workers", "must be between 1 and 1024")
+        _require(1 <= self.threads <= 4096, "threads", "must be between 1 and 4096")
+        _require(self.backlog >= 1, "backlog", "must be at least 1")
+        _require(self.max_requests >= 0, "max_requests", "must not be negative")
+        _require(self.max_requests_jitter >= 0, "max_requests_jitter", "must not be negative")
+        _require(self.limit_concurrency >= 0, "limit_concurrency", "must not be negative")
+        _require(
+            self.root_path == "" or self.root_path.startswith("/"),
+            "root_path",
+            "must start with '/'",
+        )
+        for name, allowed in (
+            ("interface", INTERFACES),
+            ("loop", LOOPS),
+            ("http", HTTP_BACKENDS),
+            ("log_level", LOG_LEVELS),
+        ):
+            _require(getattr(self, name) in allowed, name, "must be one of " + ", ".join(allowed))
+        if self.app is not None:
+            module, _, attr = self.app.partition(":")
+            _require(
+                bool(module) and bool(attr) and " " not in self.app,
+                "app",
+                f"must look like MODULE:ATTRIBUTE, got {self.app!r}",
+            )
+
+    @property
+    def root_path_stripped(self) -> str:
+        return self.root_path.rstrip("/")
+
+
+def _require(ok: bool, name: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{name.replace('_', '-')} {message}")

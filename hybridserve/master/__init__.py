@@ -1,0 +1,1 @@
+"""Master side of hybridserve."""

@@ -1,0 +1,345 @@
+"""The master: a small synchronous loop that forks, reaps, watches and signals workers.
+
+How it works: signal handlers only append to a queue; ``signal.set_wakeup_fd`` wakes a
+``select`` on a pipe, and the loop then dispatches the queued signals, reaps children
+with ``waitpid(WNOHANG)``, reads every worker's shared-memory slot (readiness, heartbeat)
+and forks whatever is missing. No event loop ever exists here, so none crosses a fork.
+
+Workers belong to a generation. HUP starts a new one; the old one is told to drain only
+once every new worker reports ready, so a reload never leaves the listeners unserved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from hybridserve.config import Config
+from hybridserve.errors import EXIT_APP_LOAD, EXIT_ERROR, EXIT_OK
+from hybridserve.worker import server as worker_server
+from hybridserve.worker.slots import DRAINING, READY, Slots
+
+log = logging.getLogger("hybridserve.error")
+
+HANDLED_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGHUP,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGUSR1,
+    signal.SIGCHLD,
+)
+MAX_BOOT_FAILURES = 5  # consecutive workers dying before ready: the app can't boot
+KILL_GRACE_S = 1.0  # after SIGABRT/SIGQUIT, before SIGKILL
+
+
+@dataclass(slots=True)
+class WorkerInfo:
+    """The master's record of one child."""
+
+    pid: int
+    slot: int
+    generation: int
+    started: float
+    ready: bool = False
+    draining: bool = False  # asked to go (or going by itself): does not count as capacity
+    term_sent: float = 0.0
+    abort_sent: float = 0.0
+
+
+def set_title(role: str, config: Config) -> None:
+    try:
+        from setproctitle import setproctitle
+    except ImportError:  # pragma: no cover - optional
+        return
+    setproctitle(f"hybridserve: {role} [{config.app or 'demo'}]")
+
+
+class Arbiter:
+    """Keeps ``target`` workers of the current generation alive until told to stop."""
+
+    def __init__(
+        self,
+        config: Config,
+        listeners: list[socket.socket],
+        preloaded: tuple[Any, str] | None = None,
+    ) -> None:
+        self.config = config
+        self.listeners = listeners
+        self.preloaded = preloaded
+        self.target = config.workers
+        self.generation = 1
+        self.workers: dict[int, WorkerInfo] = {}
+        self.slots = Slots(max(64, config.workers * 4))
+        self._free_slots = list(range(self.slots.count - 1, -1, -1))
+        self._signals: deque[int] = deque()
+        self._stop_deadline: float | None = None
+        self._exit_code = EXIT_OK
+        self._boot_failures = 0
+        self._next_spawn = 0.0
+        self._ready_generation = 0
+        self._wakeup_r = self._wakeup_w = -1
+        self.pid = os.getpid()
+
+    # -- main loop ----------------------------------------------------------------
+    def run(self) -> int:
+        set_title("master", self.config)
+        self._wakeup_r, self._wakeup_w = os.pipe()
+        os.set_blocking(self._wakeup_r, False)
+        os.set_blocking(self._wakeup_w, False)
+        signal.set_wakeup_fd(self._wakeup_w)
+        for sig in HANDLED_SIGNALS:
+            signal.signal(sig, self._enqueue)
+        try:
+            self._spawn_missing()
+            while not self._finished():
+                booting = any(not w.ready for w in self.workers.values())
+                timeout = 0.05 if booting or self._stop_deadline or self._signals else 0.5
+                with contextlib.suppress(InterruptedError):
+                    select.select([self._wakeup_r], [], [], timeout)
+                with contextlib.suppress(OSError):
+                    while os.read(self._wakeup_r, 512):
+                        pass
+                while self._signals:
+                    self._dispatch(self._signals.popleft())
+                self._reap()
+                self._check_workers()
+                self._spawn_missing()
+        finally:
+            signal.set_wakeup_fd(-1)
+            os.close(self._wakeup_r)
+            os.close(self._wakeup_w)
+        log.info("Shutdown complete")
+        return self._exit_code
+
+    def _enqueue(self, signum: int, frame: FrameType | None) -> None:
+        self._signals.append(signum)
+
+    def _finished(self) -> bool:
+        if self._stop_deadline is None:
+            return False
+        if not self.workers:
+            return True
+        if time.monotonic() >= self._stop_deadline:
+            for info in list(self.workers.values()):
+                log.warning("Worker %d did not stop in time; killing it", info.pid)
+                self._kill(info.pid, signal.SIGKILL)
+            for pid in list(self.workers):
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+            self.workers.clear()
+            return True
+        return False
+
+    # -- signals ------------------------------------------------------------------
+    def _dispatch(self, sig: int) -> None:
+        if sig == signal.SIGCHLD:
+            return
+        log.info("Master received %s", signal.Signals(sig).name)
+        if sig == signal.SIGTERM:
+            self.stop(graceful=True)
+        elif sig == signal.SIGINT:
+            self.stop(graceful=self._stop_deadline is None)
+        elif sig == signal.SIGQUIT:
+            self.stop(graceful=False)
+        elif sig == signal.SIGHUP:
+            self.reload()
+        elif sig == signal.SIGTTIN:
+            self.target += 1
+            log.info("Worker count raised to %d", self.target)
+        elif sig == signal.SIGTTOU:
+            self._shrink()
+
+    def stop(self, *, graceful: bool) -> None:
+        now = time.monotonic()
+        if graceful:
+            if self._stop_deadline is None:
+                self._stop_deadline = now + self.config.timeouts.graceful_s
+                log.info("Stopping gracefully (up to %.0fs)", self.config.timeouts.graceful_s)
+                self._signal_all(signal.SIGTERM)
+            return
+        log.info("Stopping now")
+        self._stop_deadline = now + KILL_GRACE_S
+        self._signal_all(signal.SIGQUIT)
+
+    def reload(self) -> None:
+        if self._stop_deadline is not None:
+            return
+        self.generation += 1
+        self._next_spawn = 0.0
+        log.info("Reloading: starting worker generation %d", self.generation)
+
+    def _shrink(self) -> None:
+        if self.target <= 1:
+            log.info("Worker count already 1; TTOU ignored")
+            return
+        self.target -= 1
+        current = [w for w in self.workers.values() if not w.draining]
+        if len(current) > self.target:
+            newest = max(current, key=lambda w: w.started)
+            self._retire(newest)
+        log.info("Worker count lowered to %d", self.target)
+
+    def _signal_all(self, sig: int) -> None:
+        now = time.monotonic()
+        for info in self.workers.values():
+            info.draining = True
+            if sig == signal.SIGTERM and info.term_sent:
+                continue
+            info.term_sent = info.term_sent or now
+            self._kill(info.pid, sig)
+
+    def _retire(self, info: WorkerInfo) -> None:
+        info.draining = True
+        info.term_sent = time.monotonic()
+        self._kill(info.pid, signal.SIGTERM)
+
+    @staticmethod
+    def _kill(pid: int, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+    # -- children -----------------------------------------------------------------
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            info = self.workers.pop(pid, None)
+            if info is None:
+                continue
+            self._on_exit(info, os.waitstatus_to_exitcode(status))
+            self.slots.clear(info.slot)
+            self._free_slots.append(info.slot)
+
+    def _on_exit(self, info: WorkerInfo, code: int) -> None:
+        reason = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited ({code})"
+        if code == EXIT_APP_LOAD:
+            if self._exit_code != EXIT_APP_LOAD:
+                log.error("Worker failed to load the app: %s", self.slots.message(info.slot))
+                self._exit_code = EXIT_APP_LOAD
+            self.stop(graceful=False)
+            return
+        if self._stop_deadline is not None or (info.draining and code == EXIT_OK):
+            log.info("Worker %d %s", info.pid, reason)
+            return
+        if not info.ready:
+            self._boot_failures += 1
+            if self._boot_failures >= MAX_BOOT_FAILURES:
+                log.error(
+                    "Workers keep dying while booting (worker %d %s); giving up", info.pid, reason
+                )
+                self._exit_code = EXIT_APP_LOAD
+                self.stop(graceful=False)
+                return
+            delay = min(0.1 * 2 ** (self._boot_failures - 1), 5.0)
+            self._next_spawn = time.monotonic() + delay
+            log.warning("Worker %d %s while booting; retrying in %.1fs", info.pid, reason, delay)
+            return
+        level = logging.INFO if code == EXIT_OK else logging.WARNING
+        log.log(level, "Worker %d %s; replacing it", info.pid, reason)
+
+    def _check_workers(self) -> None:
+        now = time.monotonic()
+        timeout = self.config.timeouts.worker_s
+        for info in self.workers.values():
+            view = self.slots.read(info.slot)
+            if view.pid != info.pid:
+                beat = info.started
+            else:
+                beat = view.beat
+                if view.state == READY and not info.ready:
+                    info.ready = True
+                    self._boot_failures = 0
+                elif view.state == DRAINING and not info.draining:
+                    info.draining = True  # leaving by itself (max requests): replace it now
+            if info.abort_sent:
+                if now - info.abort_sent > KILL_GRACE_S:
+                    self._kill(info.pid, signal.SIGKILL)
+            elif now - beat > timeout:
+                log.error(
+                    "Worker %d silent for %.1fs (timeout %.0fs); killing it",
+                    info.pid,
+                    now - beat,
+                    timeout,
+                )
+                info.abort_sent = now
+                info.draining = True
+                self._kill(info.pid, signal.SIGABRT)
+            elif info.term_sent and now - info.term_sent > self.config.timeouts.graceful_s:
+                log.warning("Worker %d still draining after the graceful timeout", info.pid)
+                info.abort_sent = now
+                self._kill(info.pid, signal.SIGKILL)
+        self._check_generation()
+
+    def _check_generation(self) -> None:
+        current = [
+            w for w in self.workers.values() if w.generation == self.generation and not w.draining
+        ]
+        if len(current) < self.target or not all(w.ready for w in current):
+            return
+        if self._ready_generation != self.generation:
+            self._ready_generation = self.generation
+            log.info("Ready: %d workers", len(current))
+        for info in list(self.workers.values()):
+            if info.generation != self.generation and not info.draining:
+                self._retire(info)
+
+    def _spawn_missing(self) -> None:
+        if self._stop_deadline is not None or time.monotonic() < self._next_spawn:
+            return
+        current = [
+            w for w in self.workers.values() if w.generation == self.generation and not w.draining
+        ]
+        for _ in range(self.target - len(current)):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        slot = self._free_slots.pop()
+        self.slots.clear(slot)
+        pid = os.fork()
+        if pid == 0:
+            self._child(slot)
+        self.workers[pid] = WorkerInfo(pid, slot, self.generation, time.monotonic())
+        log.debug("Spawned worker %d (generation %d)", pid, self.generation)
+
+    def _child(self, slot: int) -> None:
+        """Runs in the forked worker and never returns."""
+        code = EXIT_ERROR
+        try:
+            signal.set_wakeup_fd(-1)
+            for sig in HANDLED_SIGNALS:
+                signal.signal(sig, signal.SIG_DFL)
+            os.close(self._wakeup_r)
+            os.close(self._wakeup_w)
+            set_title("worker", self.config)
+            code = worker_server.run(
+                self.config,
+                self.listeners,
+                slots=self.slots,
+                index=slot,
+                generation=self.generation,
+                master_pid=self.pid,
+                preloaded=self.preloaded,
+            )
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else EXIT_ERROR
+        except BaseException:
+            log.exception("Worker crashed")
+        finally:
+            logging.shutdown()
+            os._exit(code)

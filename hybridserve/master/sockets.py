@@ -1,0 +1,90 @@
+"""Listening sockets, bound once by the master and inherited by every worker."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import stat
+from dataclasses import dataclass
+
+from hybridserve.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class BindSpec:
+    """One parsed ``--bind`` value."""
+
+    family: socket.AddressFamily
+    address: str | tuple[str, int] | None  # None for fd://N
+    fd: int | None = None
+
+
+def parse_bind(value: str) -> BindSpec:
+    """``HOST:PORT``, ``[IPV6]:PORT``, ``:PORT``, ``unix:PATH`` or ``fd://N``."""
+    if value.startswith("unix:"):
+        path = value[5:]
+        if not path:
+            raise ConfigError(f"bind {value!r} needs a path after 'unix:'")
+        return BindSpec(socket.AF_UNIX, path)
+    if value.startswith("fd://"):
+        try:
+            fd = int(value[5:])
+        except ValueError:
+            raise ConfigError(f"bind {value!r}: fd://N needs a number") from None
+        return BindSpec(socket.AF_UNSPEC, None, fd)
+    if value.startswith("["):
+        host, sep, port = value[1:].partition("]:")
+        family = socket.AF_INET6
+        if not sep:
+            raise ConfigError(f"bind {value!r} must look like [IPV6]:PORT")
+    else:
+        host, sep, port = value.rpartition(":")
+        if not sep:
+            host, port = value, "8000"
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"bind {value!r}: port must be a number from 0 to 65535")
+    return BindSpec(family, (host or "0.0.0.0", int(port)))
+
+
+def bind(spec: BindSpec, backlog: int) -> socket.socket:
+    """A listening, non-blocking, inheritable socket; raises OSError with the reason."""
+    if spec.fd is not None:
+        sock = socket.socket(fileno=spec.fd)
+    elif spec.family == socket.AF_UNIX:
+        assert isinstance(spec.address, str)
+        _remove_stale_unix_socket(spec.address)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(spec.address)
+    else:
+        assert isinstance(spec.address, tuple)
+        sock = socket.socket(spec.family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if spec.family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(spec.address)
+        except OSError:
+            sock.close()
+            raise
+    sock.listen(backlog)
+    sock.setblocking(False)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _remove_stale_unix_socket(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)
+
+
+def describe(sock: socket.socket) -> str:
+    """The URL a user would type to reach this listener."""
+    name = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        return f"unix:{name}"
+    if sock.family == socket.AF_INET6:
+        return f"http://[{name[0]}]:{name[1]}"
+    return f"http://{name[0]}:{name[1]}"

@@ -1,0 +1,222 @@
+"""ServerConnection: the HTTP/1.1 state of one TCP connection, with no I/O.
+
+How it works: ``receive(data)`` feeds the parser backend and returns the events of the
+current request cycle, after applying our limits to them. A cycle ends when the response is
+complete (``send_head``/``send_body(end=True)``); if the connection is kept alive,
+``next_cycle()`` returns the events of whatever the client pipelined meanwhile. Requests
+are therefore handed out strictly one at a time, and answered in order.
+
+Keep-alive is decided here for every backend: the request must allow it, the response must
+be framed (no close-delimited body), the whole request body must have arrived, and the
+caller must not have asked to close (draining, max requests).
+"""
+
+from __future__ import annotations
+
+from hybridserve.config import Limits
+from hybridserve.errors import ProtocolError, ResponseError
+from hybridserve.sansio.events import Body, EndOfRequest, Event, Headers, Request
+from hybridserve.sansio.parsers import ParserBackend, make_backend
+from hybridserve.sansio.writer import Framing, build_head
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def _connection_tokens(value: bytes) -> set[bytes]:
+    return {token.strip().lower() for token in value.split(b",")}
+
+
+class ServerConnection:
+    """HTTP/1.1 server side of one connection: limits, keep-alive, pipelining, framing."""
+
+    __slots__ = (
+        "_backend",
+        "_body_bytes",
+        "_continue_sent",
+        "_framing",
+        "_keep_alive",
+        "_limits",
+        "_line_bytes",
+        "_line_done",
+        "request",
+        "request_complete",
+        "response_complete",
+        "response_started",
+    )
+
+    def __init__(self, limits: Limits, backend: str | ParserBackend = "auto") -> None:
+        self._limits = limits
+        if isinstance(backend, str):
+            backend = make_backend(backend, limits.max_head_bytes)
+        self._backend = backend
+        self._reset()
+
+    def _reset(self) -> None:
+        self.request: Request | None = None
+        self.request_complete = False
+        self.response_started = False
+        self.response_complete = False
+        self._framing: Framing | None = None
+        self._keep_alive = False
+        self._body_bytes = 0
+        self._continue_sent = False
+        self._line_bytes = 0
+        self._line_done = False
+
+    @property
+    def backend_name(self) -> str:
+        return self._backend.name
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the connection stays open after the current response."""
+        return self._keep_alive
+
+    def receive(self, data: bytes) -> list[Event]:
+        """Feed bytes from the client (``b""`` at EOF); raises ProtocolError on bad input."""
+        if self.request is None and data and not self._line_done:
+            self._check_request_line(data)
+        return self._check(self._backend.feed(data))
+
+    def next_cycle(self) -> list[Event]:
+        """Start the next request on a kept-alive connection; returns its events so far."""
+        if not (self.response_complete and self._keep_alive):
+            raise RuntimeError("next_cycle() before a kept-alive response completed")
+        self._reset()
+        return self._check(self._backend.next_cycle())
+
+    def _check_request_line(self, data: bytes) -> None:
+        """Answer 414 before the line ends, so a huge line costs no more than the limit."""
+        newline = data.find(b"\n")
+        if newline < 0:
+            self._line_bytes += len(data)
+        else:
+            self._line_bytes += newline
+            self._line_done = self._line_bytes > 1  # ignore a stray leading CRLF
+        if self._line_bytes > self._limits.max_request_line_bytes:
+            raise ProtocolError("request line too long", 414)
+        if newline >= 0 and not self._line_done:
+            self._line_bytes = 0
+
+    def _check(self, events: list[Event]) -> list[Event]:
+        limits = self._limits
+        for event in events:
+            kind = type(event)
+            if kind is Body:
+                self._body_bytes += len(event.data)  # type: ignore[union-attr]  # kind
+                if limits.max_body_bytes and self._body_bytes > limits.max_body_bytes:
+                    raise ProtocolError("request body too large", 413)
+            elif kind is Request:
+                self._accept_request(event)  # type: ignore[arg-type]  # kind
+            elif kind is EndOfRequest:
+                self.request_complete = True
+        return events
+
+    def _accept_request(self, request: Request) -> None:
+        limits = self._limits
+        line = len(request.method) + len(request.target) + 10
+        if line > limits.max_request_line_bytes:
+            raise ProtocolError("request line too long", 414)
+        if len(request.headers) > limits.max_header_count:
+            raise ProtocolError("too many header fields", 431)
+        keep_alive = request.http_version == b"1.1"
+        hosts = 0
+        for name, value in request.headers:
+            if len(name) + len(value) + 2 > limits.max_header_field_bytes:
+                raise ProtocolError("header field too large", 431)
+            if name == b"host":
+                hosts += 1
+            elif name == b"connection":
+                tokens = _connection_tokens(value)
+                if b"close" in tokens:
+                    keep_alive = False
+                elif b"keep-alive" in tokens and self._backend.http10_keep_alive:
+                    keep_alive = True
+                if b"upgrade" in tokens:
+                    request.upgrade = b""
+            elif name == b"expect":
+                if value.lower() == b"100-continue" and request.http_version == b"1.1":
+                    request.expect_continue = True
+            elif (
+                name == b"content-length"
+                and limits.max_body_bytes
+                and value.isdigit()
+                and int(value) > limits.max_body_bytes
+            ):
+                raise ProtocolError("request body too large", 413)
+        if hosts > 1 or (hosts == 0 and request.http_version == b"1.1"):
+            raise ProtocolError("exactly one Host header is required", 400)
+        if request.upgrade is not None:
+            request.upgrade = next(
+                (v.strip().lower() for n, v in request.headers if n == b"upgrade"), None
+            )
+        request.keep_alive = keep_alive
+        self.request = request
+        self._keep_alive = keep_alive
+
+    def continue_bytes(self) -> bytes:
+        """``100 Continue`` if the client waits for it and it is still useful, else ``b""``."""
+        request = self.request
+        if (
+            request is None
+            or not request.expect_continue
+            or self._continue_sent
+            or self.response_started
+            or self.request_complete
+        ):
+            return b""
+        self._continue_sent = True
+        return CONTINUE
+
+    def send_head(
+        self,
+        status: int,
+        headers: Headers,
+        *,
+        body: bytes = b"",
+        end: bool = False,
+        close: bool = False,
+        date_line: bytes,
+        server_line: bytes = b"",
+    ) -> bytes:
+        """Bytes of the response head, plus ``body`` (and the end of it when ``end``)."""
+        request = self.request
+        if request is None or self.response_started:
+            raise ResponseError("response started twice")
+        keep_alive = self._keep_alive and not close
+        if request.expect_continue and not self._continue_sent and not self.request_complete:
+            keep_alive = False  # the body never sent would be read as the next request
+        head, framing, keep_alive = build_head(
+            status,
+            headers,
+            method=request.method,
+            http_version=request.http_version,
+            keep_alive=keep_alive,
+            body_length=len(body) if end else None,
+            date_line=date_line,
+            server_line=server_line,
+        )
+        self.response_started = True
+        self._framing = framing
+        self._keep_alive = keep_alive
+        if body or end:
+            return head + self.send_body(body, end=end)
+        return head
+
+    def send_body(self, data: bytes, *, end: bool = False) -> bytes:
+        """Framed body bytes; ``end`` completes the response."""
+        framing = self._framing
+        if framing is None or self.response_complete:
+            raise ResponseError("body sent outside a response")
+        out = framing.frame(data) if data else b""
+        if end:
+            out += framing.end()
+            self.response_complete = True
+            if not self.request_complete:
+                self._keep_alive = False  # unread body bytes would look like a request
+        return out
+
+    def abandon(self) -> None:
+        """The response cannot be completed; the connection must close."""
+        self._keep_alive = False
+        self.response_complete = True

@@ -1,0 +1,283 @@
+"""HTTPProtocol: thin glue between an asyncio transport, a ServerConnection and a Cycle.
+
+It owns the transport-level state of one connection: whether reading is paused, the one
+deadline the worker's per-second sweep checks, and the request cycle in progress. It is
+the ``Channel`` the app adapters write through, and the one place that turns a
+``ProtocolError`` into an error response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, cast
+
+from hybridserve.apps.types import Address, Cycle
+from hybridserve.errors import ProtocolError
+from hybridserve.sansio.connection import ServerConnection
+from hybridserve.sansio.events import Body, EndOfRequest, Event, Headers, Request
+from hybridserve.sansio.writer import STATUS_LINES
+
+if TYPE_CHECKING:
+    from hybridserve.worker.state import WorkerState
+
+log = logging.getLogger("hybridserve.error")
+access_log = logging.getLogger("hybridserve.access")
+
+# What the single deadline of a connection currently means.
+NO_DEADLINE, IDLE, HEAD = 0, 1, 2
+
+
+def error_response(status: int, message: str, date_line: bytes) -> bytes:
+    """A complete response for a request we refuse; the connection closes after it."""
+    body = (message + "\n").encode("latin-1", "replace")
+    head = b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n" % len(body)
+    return STATUS_LINES[status] + head + date_line + b"Connection: close\r\n\r\n" + body
+
+
+def _address(info: object) -> Address:
+    if isinstance(info, tuple) and len(info) >= 2:
+        return (str(info[0]), int(info[1]))
+    return None
+
+
+class HTTPProtocol(asyncio.Protocol):
+    """One HTTP/1.1 connection in a worker."""
+
+    def __init__(self, state: WorkerState) -> None:
+        self._state = state
+        self.loop = state.loop
+        self._transport: asyncio.Transport | None = None
+        self._conn = ServerConnection(state.config.limits, state.http_backend)
+        self._cycle: Cycle | None = None
+        self._cycle_started = False
+        self._reading_paused = False
+        self._fresh = True  # counted in state.fresh until its first request
+        self._close_after = False  # draining: close once the current response is done
+        self._request: Request | None = None
+        self._status = 0
+        self._sent_bytes = 0
+        self._started_at = 0.0
+        self.deadline = 0.0
+        self._deadline_kind = NO_DEADLINE
+        self.client: Address = None
+        self.server: Address = None
+        self.scheme = "http"
+
+    # -- asyncio callbacks --------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self._transport = transport
+        self.client = _address(transport.get_extra_info("peername"))
+        self.server = _address(transport.get_extra_info("sockname"))
+        if transport.get_extra_info("sslcontext") is not None:
+            self.scheme = "https"
+        self._state.connections.add(self)
+        self._set_deadline(IDLE, self._state.config.timeouts.keep_alive_s)
+
+    def data_received(self, data: bytes) -> None:
+        if self._cycle is None:
+            if self._deadline_kind == IDLE:
+                self._set_deadline(HEAD, self._state.config.timeouts.request_head_s)
+        elif self._conn.request_complete:
+            # A pipelined request behind the one in progress: hold it, read no further.
+            self.pause_reading()
+        try:
+            events = self._conn.receive(data)
+        except ProtocolError as exc:
+            self._reject(exc)
+            return
+        if events:
+            self._handle(events)
+
+    def eof_received(self) -> bool:
+        try:
+            events = self._conn.receive(b"")
+        except ProtocolError:
+            events = []
+        if events:
+            self._handle(events)
+        # Keep the transport open for writing while a response is still owed.
+        return self._cycle is not None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        state = self._state
+        state.connections.discard(self)
+        self._transport = None
+        if self._fresh:
+            self._fresh = False
+            state.fresh -= 1
+        cycle = self._cycle
+        if cycle is not None:
+            self._cycle = None
+            state.in_flight -= 1
+            cycle.disconnected()
+        state.capacity_freed()
+
+    def pause_writing(self) -> None:
+        if self._cycle is not None:
+            self._cycle.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._cycle is not None:
+            self._cycle.resume_writing()
+
+    # -- request dispatch ---------------------------------------------------------
+    def _handle(self, events: list[Event]) -> None:
+        for event in events:
+            kind = type(event)
+            if kind is Body:
+                if self._cycle is not None:
+                    self._cycle.feed_body(event.data)  # type: ignore[union-attr]  # kind
+            elif kind is Request:
+                self._begin(event)  # type: ignore[arg-type]  # narrowed by kind
+            elif kind is EndOfRequest:
+                if self._cycle is not None:
+                    self._cycle.feed_end()
+            elif self._transport is not None:  # ConnectionClosed
+                if self._cycle is None:
+                    self._transport.close()
+                elif not self._conn.request_complete:  # gone in the middle of its body
+                    self.abort()
+        if self._cycle is not None and not self._cycle_started:
+            self._cycle_started = True
+            self._cycle.start()
+
+    def _begin(self, request: Request) -> None:
+        state = self._state
+        if self._fresh:
+            self._fresh = False
+            state.fresh -= 1
+        state.in_flight += 1
+        self._deadline_kind = NO_DEADLINE
+        self._request = request
+        self._status = 0
+        self._sent_bytes = 0
+        if state.access_log:
+            self._started_at = self.loop.time()
+        self._cycle = state.adapter.new_cycle(request, self)
+
+    def _reject(self, exc: ProtocolError) -> None:
+        log.debug("bad request from %s: %s (%d)", self.client, exc, exc.status)
+        transport = self._transport
+        if transport is None:
+            return
+        if not self._conn.response_started:
+            transport.write(error_response(exc.status, str(exc), self._state.date_line))
+        self._conn.abandon()
+        transport.close()
+
+    # -- Channel: what the app adapters call --------------------------------------
+    def send_head(self, status: int, headers: Headers, body: bytes, end: bool) -> None:
+        if self._transport is None:
+            return
+        state = self._state
+        data = self._conn.send_head(
+            status,
+            headers,
+            body=body,
+            end=end,
+            close=self._close_after or state.draining,
+            date_line=state.date_line,
+            server_line=state.server_line,
+        )
+        self._status = status
+        self._write(data)
+        if end:
+            self._finish()
+
+    def send_body(self, data: bytes, end: bool) -> None:
+        if self._transport is None:
+            return
+        self._write(self._conn.send_body(data, end=end))
+        if end:
+            self._finish()
+
+    def send_continue(self) -> None:
+        if self._transport is not None:
+            self._write(self._conn.continue_bytes())
+
+    def abort(self) -> None:
+        self._conn.abandon()
+        if self._transport is not None:
+            self._transport.close()
+
+    def pause_reading(self) -> None:
+        if not self._reading_paused and self._transport is not None:
+            self._reading_paused = True
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._reading_paused and self._transport is not None:
+            self._reading_paused = False
+            self._transport.resume_reading()
+
+    def _write(self, data: bytes) -> None:
+        if data and self._transport is not None:
+            self._sent_bytes += len(data)
+            self._transport.write(data)
+
+    def _finish(self) -> None:
+        """The response is complete: close, or start the next pipelined request."""
+        state = self._state
+        self._cycle = None
+        self._cycle_started = False
+        state.in_flight -= 1
+        state.request_done()
+        if state.access_log:
+            self._log_access()
+        transport = self._transport
+        if transport is None:
+            return
+        if not self._conn.keep_alive or self._close_after or state.draining:
+            transport.close()
+            state.capacity_freed()
+            return
+        self.resume_reading()
+        self._set_deadline(IDLE, state.config.timeouts.keep_alive_s)
+        try:
+            events = self._conn.next_cycle()
+        except ProtocolError as exc:
+            self._reject(exc)
+            events = []
+        if events:
+            self._handle(events)
+        state.capacity_freed()
+
+    def _log_access(self) -> None:
+        request = self._request
+        if request is None:
+            return
+        host = self.client[0] if self.client else "-"
+        access_log.info(
+            '%s "%s %s HTTP/%s" %d %d %.1fms',
+            host,
+            request.method.decode("latin-1"),
+            request.target.decode("latin-1"),
+            request.http_version.decode("latin-1"),
+            self._status,
+            self._sent_bytes,
+            (self.loop.time() - self._started_at) * 1000,
+        )
+
+    # -- deadlines and draining, driven by the worker -----------------------------
+    def _set_deadline(self, kind: int, seconds: float) -> None:
+        self._deadline_kind = kind
+        self.deadline = self._state.now + seconds
+
+    def check_deadline(self, now: float) -> None:
+        """Called once a second by the worker's sweep."""
+        kind = self._deadline_kind
+        if kind == NO_DEADLINE or now < self.deadline or self._transport is None:
+            return
+        self._deadline_kind = NO_DEADLINE
+        if kind == HEAD:
+            self._reject(ProtocolError("request head not received in time", 408))
+        else:
+            self._transport.close()
+
+    def shutdown(self) -> None:
+        """Graceful stop: close now if idle, else once the current response is done."""
+        self._close_after = True
+        if self._cycle is None and self._transport is not None:
+            self._transport.close()

@@ -1,0 +1,314 @@
+"""A worker process: one event loop serving the inherited listeners until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import errno
+import faulthandler
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from hybridserve.apps.asgi import ASGIAdapter
+from hybridserve.apps.loader import load_app
+from hybridserve.apps.types import Adapter
+from hybridserve.apps.wsgi import WSGIAdapter
+from hybridserve.config import Config
+from hybridserve.errors import EXIT_APP_LOAD, EXIT_OK, AppLoadError
+from hybridserve.worker.protocol import HTTPProtocol
+from hybridserve.worker.slots import BOOTING, DRAINING, READY, Slots
+from hybridserve.worker.state import WorkerState
+
+log = logging.getLogger("hybridserve.error")
+
+ACCEPT_BATCH = 64  # connections taken per wake-up at most, so one worker can't grab a burst
+RESOURCE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+PR_SET_PDEATHSIG = 1
+
+
+def resolve_http_backend(name: str) -> str:
+    if name != "auto":
+        return name
+    try:
+        import httptools  # noqa: F401
+
+        from hybridserve.sansio import httptools_backend  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    if name in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if name == "uvloop":
+                raise
+        else:
+            factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+            return factory
+    return asyncio.new_event_loop
+
+
+class Acceptor:
+    """Accepts from the shared listeners only while the worker has room."""
+
+    def __init__(self, state: WorkerState, listeners: list[socket.socket]) -> None:
+        self._state = state
+        self._loop = state.loop
+        self._listeners = listeners
+        self._watching = False
+        self._stopped = False
+        self._backoff: asyncio.TimerHandle | None = None
+        state.on_room = self.resume
+
+    def resume(self) -> None:
+        if self._watching or self._stopped or self._backoff is not None:
+            return
+        if self._state.room() <= 0:
+            return
+        self._watching = True
+        for sock in self._listeners:
+            self._loop.add_reader(sock.fileno(), self._accept, sock)
+
+    def pause(self) -> None:
+        if self._watching:
+            self._watching = False
+            for sock in self._listeners:
+                self._loop.remove_reader(sock.fileno())
+
+    def stop(self) -> None:
+        self._stopped = True
+        self.pause()
+
+    def _accept(self, listener: socket.socket) -> None:
+        state = self._state
+        for _ in range(ACCEPT_BATCH):
+            if state.room() <= 0:
+                self.pause()
+                return
+            try:
+                sock, _addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in RESOURCE_ERRNOS:
+                    log.warning("cannot accept: %s; pausing 100 ms", exc.strerror)
+                    self.pause()
+                    self._backoff = self._loop.call_later(0.1, self._end_backoff)
+                    return
+                continue  # ECONNABORTED and friends: that one client is gone
+            state.fresh += 1
+            state.accepted += 1
+            sock.setblocking(False)
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._loop.create_task(self._connect(sock))
+
+    def _end_backoff(self) -> None:
+        self._backoff = None
+        self.resume()
+
+    async def _connect(self, sock: socket.socket) -> None:
+        made: list[HTTPProtocol] = []
+
+        def factory() -> HTTPProtocol:
+            protocol = HTTPProtocol(self._state)
+            made.append(protocol)
+            return protocol
+
+        try:
+            await self._loop.connect_accepted_socket(factory, sock)
+        except Exception as exc:
+            log.debug("connection setup failed: %s", exc)
+            sock.close()
+            if not made or made[0].client is None:
+                self._state.fresh -= 1
+                self._state.capacity_freed()
+
+
+class Worker:
+    """Runs one worker's loop: accept, heartbeat, drain."""
+
+    def __init__(
+        self,
+        config: Config,
+        listeners: list[socket.socket],
+        app: Any,
+        interface: str,
+        *,
+        slots: Slots,
+        index: int,
+        generation: int,
+        master_pid: int,
+    ) -> None:
+        self.config = config
+        self.listeners = listeners
+        self.app = app
+        self.interface = interface
+        self.slots = slots
+        self.index = index
+        self.generation = generation
+        self.master_pid = master_pid
+        self._stop: asyncio.Future[bool] | None = None
+        self._interrupts = 0
+        self._slot_state = BOOTING
+
+    def _adapter(self) -> tuple[Adapter, int]:
+        config = self.config
+        if self.interface == "asgi":
+            return ASGIAdapter(self.app, root_path=config.root_path_stripped), (
+                config.limit_concurrency
+            )
+        executor = ThreadPoolExecutor(config.threads, thread_name_prefix="hybridserve-wsgi")
+        adapter = WSGIAdapter(
+            self.app,
+            executor,
+            root_path=config.root_path_stripped,
+            multiprocess=config.workers > 1,
+        )
+        return adapter, config.threads
+
+    async def serve(self) -> int:
+        loop = asyncio.get_running_loop()
+        adapter, capacity = self._adapter()
+        state = WorkerState(
+            self.config,
+            loop,
+            adapter,
+            capacity=capacity,
+            http_backend=resolve_http_backend(self.config.http),
+        )
+        self.state = state
+        if self.config.max_requests:
+            jitter = random.randint(0, self.config.max_requests_jitter)
+            state.max_requests = self.config.max_requests + jitter
+            state.on_quota = self._quota_reached
+        self._stop = loop.create_future()
+        loop.add_signal_handler(signal.SIGTERM, self.stop, False)
+        loop.add_signal_handler(signal.SIGINT, self._interrupt)
+        loop.add_signal_handler(signal.SIGQUIT, self.stop, True)
+        acceptor = Acceptor(state, self.listeners)
+        acceptor.resume()
+        self._slot_state = READY
+        self._tick()
+        log.info("Worker %d serving (%s, %s)", os.getpid(), self.interface, state.http_backend)
+        immediate = await self._stop
+        acceptor.stop()
+        self._slot_state = DRAINING
+        self._beat()
+        if not immediate:
+            await self._drain(state)
+        for conn in list(state.connections):
+            conn.abort()
+        return EXIT_OK
+
+    async def _drain(self, state: WorkerState) -> None:
+        state.draining = True
+        for conn in list(state.connections):
+            conn.shutdown()
+        deadline = state.loop.time() + self.config.timeouts.graceful_s
+        while state.connections and state.loop.time() < deadline:
+            if self._stop is not None and self._stop.done() and self._stop.result():
+                break
+            await asyncio.sleep(0.05)
+        if state.connections:
+            log.warning(
+                "%d connections still open after the graceful timeout", len(state.connections)
+            )
+
+    def stop(self, immediate: bool) -> None:
+        stop = self._stop
+        if stop is None:
+            return
+        if not stop.done():
+            stop.set_result(immediate)
+        elif immediate:  # already draining: a second request to stop means now
+            self._stop = self.state.loop.create_future()
+            self._stop.set_result(True)
+
+    def _interrupt(self) -> None:
+        self._interrupts += 1
+        self.stop(self._interrupts > 1)
+
+    def _quota_reached(self) -> None:
+        log.info("Worker %d served %d requests; restarting", os.getpid(), self.state.requests)
+        self.stop(False)
+
+    def _beat(self) -> None:
+        state = self.state
+        self.slots.write(
+            self.index,
+            beat=time.monotonic(),
+            pid=os.getpid(),
+            state=self._slot_state,
+            generation=self.generation,
+            requests=state.requests,
+            in_flight=state.in_flight,
+            connections=len(state.connections),
+            accepted=state.accepted,
+        )
+
+    def _tick(self) -> None:
+        self.state.tick()
+        self._beat()
+        if os.getppid() != self.master_pid:
+            log.warning("Worker %d: master %d is gone; stopping", os.getpid(), self.master_pid)
+            self.stop(False)
+        interval = min(1.0, self.config.timeouts.worker_s / 4)
+        self.state.loop.call_later(interval, self._tick)
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGTERM when the master dies; the heartbeat tick checks getppid too."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def run(
+    config: Config,
+    listeners: list[socket.socket],
+    *,
+    slots: Slots,
+    index: int,
+    generation: int,
+    master_pid: int,
+    preloaded: tuple[Any, str] | None,
+) -> int:
+    """Entry point in a freshly forked worker; returns the process exit code."""
+    _die_with_parent()
+    faulthandler.enable()
+    slots.write(index, beat=time.monotonic(), pid=os.getpid(), state=BOOTING, generation=generation)
+    if os.getppid() != master_pid:
+        return EXIT_OK
+    try:
+        app, interface = preloaded or load_app(
+            config.app, interface=config.interface, factory=config.factory
+        )
+    except AppLoadError as exc:
+        slots.set_message(index, str(exc))
+        return EXIT_APP_LOAD
+    worker = Worker(
+        config,
+        listeners,
+        app,
+        interface,
+        slots=slots,
+        index=index,
+        generation=generation,
+        master_pid=master_pid,
+    )
+    with asyncio.Runner(loop_factory=loop_factory(config.loop)) as runner:
+        return runner.run(worker.serve())

@@ -1,0 +1,81 @@
+"""WorkerState: what one worker knows about itself, shared by its connections.
+
+Counters are touched only on the loop thread. ``capacity`` is the heart of the hybrid
+model: a worker stops accepting while requests in flight plus connections that have not
+yet sent their first request fill it, so new connections wait in the shared backlog for a
+sibling with room instead of queueing behind busy threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from email.utils import formatdate
+from typing import TYPE_CHECKING
+
+from hybridserve.apps.types import Adapter
+from hybridserve.config import Config
+
+if TYPE_CHECKING:
+    from hybridserve.worker.protocol import HTTPProtocol
+
+
+def date_line() -> bytes:
+    return b"Date: " + formatdate(time.time(), usegmt=True).encode("ascii") + b"\r\n"
+
+
+class WorkerState:
+    """Counters, caches and the drain flag of one worker."""
+
+    def __init__(
+        self,
+        config: Config,
+        loop: asyncio.AbstractEventLoop,
+        adapter: Adapter,
+        *,
+        capacity: int,
+        http_backend: str,
+    ) -> None:
+        self.config = config
+        self.loop = loop
+        self.adapter = adapter
+        self.capacity = capacity  # 0: unlimited
+        self.http_backend = http_backend
+        self.access_log = config.access_log
+        self.connections: set[HTTPProtocol] = set()
+        self.in_flight = 0
+        self.fresh = 0
+        self.requests = 0
+        self.accepted = 0
+        self.draining = False
+        self.now = loop.time()
+        self.date_line = date_line()
+        self.server_line = b"Server: hybridserve\r\n" if config.server_header else b""
+        self.max_requests = 0  # set by the worker with its jitter; 0 means never
+        self.on_room: Callable[[], None] = lambda: None
+        self.on_quota: Callable[[], None] = lambda: None
+
+    def room(self) -> int:
+        """How many more connections this worker should accept now."""
+        if self.draining:
+            return 0
+        if not self.capacity:
+            return 1 << 30
+        return self.capacity - self.in_flight - self.fresh
+
+    def capacity_freed(self) -> None:
+        if self.capacity:
+            self.on_room()
+
+    def request_done(self) -> None:
+        self.requests += 1
+        if self.max_requests and self.requests >= self.max_requests and not self.draining:
+            self.on_quota()
+
+    def tick(self) -> None:
+        """Once a second: the coarse clock, the Date header, and connection deadlines."""
+        self.now = now = self.loop.time()
+        self.date_line = date_line()
+        for conn in list(self.connections):
+            conn.check_deadline(now)
