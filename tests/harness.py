@@ -98,7 +98,7 @@ class Server:
         assert self.proc is not None
         return self.proc.pid
 
-    def signal(self, sig: int) -> None:
+    def send_signal(self, sig: int) -> None:
         os.kill(self.pid, sig)
 
     def wait(self, timeout_s: float = 20) -> int:
@@ -111,13 +111,13 @@ class Server:
         """Stop the server (by its pid) and return its exit code; kill it if it hangs."""
         assert self.proc is not None
         if self.proc.poll() is None:
-            self.signal(sig)
+            self.send_signal(sig)
             try:
                 return self.wait(timeout_s)
             except subprocess.TimeoutExpired:
                 os.killpg(self.pid, signal.SIGKILL)
                 self.proc.wait(5)
-                raise AssertionError(f"server did not stop within {timeout_s}s:\n{self.log}")
+                raise AssertionError(f"server did not stop in {timeout_s}s:\n{self.log}") from None
         return self.proc.returncode
 
     def worker_pids(self) -> list[int]:
