@@ -1,0 +1,3 @@
+"""A module whose import fails: the server must say so once and exit 3."""
+
+raise RuntimeError("this module refuses to import")

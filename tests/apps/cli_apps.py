@@ -1,0 +1,25 @@
+"""Apps for the CLI tests: a plain one, a factory, and things that are not apps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+NOT_CALLABLE = 42
+
+
+def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"plain"]
+
+
+def create_app() -> Callable[..., Iterable[bytes]]:
+    def made(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"made by a factory"]
+
+    return made
+
+
+def failing_factory() -> None:
+    raise ValueError("no config")
