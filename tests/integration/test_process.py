@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -30,10 +31,10 @@ def alive(pid: int) -> bool:
     return not status.exists() or "State:\tZ" not in status.read_text()
 
 
-def wait_until(predicate: object, timeout_s: float) -> bool:
+def wait_until(predicate: Callable[[], object], timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return True
         time.sleep(0.02)
     return False
@@ -42,7 +43,7 @@ def wait_until(predicate: object, timeout_s: float) -> bool:
 def test_several_workers_serve(serve: ServeFactory) -> None:
     server = serve("-w", "2")
     assert len(server.worker_pids()) == 2
-    seen = set()
+    seen: set[int] = set()
     with ThreadPoolExecutor(8) as pool:
         for _ in range(25):  # bounded: 25 rounds of 8 parallel delayed requests
             responses = pool.map(lambda _: fetch(server, "/delay?ms=20&x=/pid"), range(8))
