@@ -80,6 +80,11 @@ class Acceptor:
         self._watching = True
         for sock in self._listeners:
             self._loop.add_reader(sock.fileno(), self._accept, sock)
+        # Take a waiting connection now: if we waited for the next poll, a keep-alive
+        # client's next request could fill the freed slot first, starving the backlog.
+        for sock in self._listeners:
+            if self._watching:
+                self._accept(sock)
 
     def pause(self) -> None:
         if self._watching:
