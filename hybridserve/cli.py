@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 from hybridserve import __version__
 from hybridserve.apps.loader import load_app, prepare_path
-from hybridserve.config import Config, Limits, Timeouts
+from hybridserve.config import Config, Limits, Timeouts, WebSocket
 from hybridserve.errors import EXIT_APP_LOAD, EXIT_ERROR, EXIT_USAGE, AppLoadError, ConfigError
 from hybridserve.log import configure
 from hybridserve.master import sockets
@@ -34,7 +34,7 @@ _TYPES: dict[str, type] = {
     "int | None": int,
     "tuple[str, ...]": str,
 }
-_GROUPS = {"limits": Limits, "timeouts": Timeouts}
+_GROUPS: dict[str, type] = {"limits": Limits, "timeouts": Timeouts, "websocket": WebSocket}
 
 EPILOG = """signals to the master:
   TERM  graceful stop       INT   graceful, a second INT stops now     QUIT  stop now
@@ -49,6 +49,18 @@ def _fields(cls: type, prefix: str = "") -> Iterator[tuple[str, dataclasses.Fiel
             yield from _fields(_GROUPS[f.name], f.name + ".")
         elif f.metadata:
             yield prefix + f.name, f
+
+
+def _metavar(dest: str, kind: str) -> str:
+    if dest.endswith("_s"):
+        return "SECONDS"
+    if dest.endswith("_bytes"):
+        return "BYTES"
+    if kind.startswith("int"):
+        return "N"
+    return (
+        dest.rpartition(".")[2].upper().removesuffix("S") if kind.startswith("tuple") else "VALUE"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,9 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs["type"] = _TYPES[str(f.type)]
             if "choices" in meta:
                 kwargs["choices"] = meta["choices"]
+            if "choices" not in meta:
+                kwargs["metavar"] = _metavar(dest, str(f.type))
             if str(f.type).startswith("tuple"):
                 kwargs["action"] = "append"
-                kwargs["metavar"] = "ADDRESS"
             help_text += (
                 f" [default: {', '.join(default) if isinstance(default, tuple) else default}]"
             )
@@ -98,12 +111,13 @@ def config_from_args(argv: Sequence[str] | None) -> Config:
         if group:
             groups[group][name] = value
         else:
-            top[key] = tuple(value) if key == "bind" else value
+            top[key] = tuple(value) if isinstance(value, list) else value
     try:
         return Config(
             **top,
             limits=Limits(**groups["limits"]),
             timeouts=Timeouts(**groups["timeouts"]),
+            websocket=WebSocket(**groups["websocket"]),
         )
     except ConfigError as exc:
         parser.error(str(exc))

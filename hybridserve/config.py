@@ -17,6 +17,8 @@ INTERFACES = ("auto", "wsgi", "asgi")
 LOOPS = ("auto", "uvloop", "asyncio")
 HTTP_BACKENDS = ("auto", "h11", "httptools")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+LIFESPAN_MODES = ("auto", "on", "off")
+WS_BACKENDS = ("auto", "wsproto", "none")
 
 
 def setting(default: Any, text: str, *, flag: str, short: str = "", **extra: Any) -> Any:
@@ -97,9 +99,49 @@ class Timeouts:
         flag="--timeout-request-head",
     )
 
+    request_s: float = setting(
+        0.0,
+        "Seconds one request may run before it is answered 503 (or cut off) and its thread "
+        "written off; a worker that lost all its threads is replaced (0: no limit).",
+        flag="--request-timeout",
+    )
+
     def __post_init__(self) -> None:
         for name in ("worker_s", "graceful_s", "keep_alive_s", "request_head_s"):
             _require(getattr(self, name) > 0, name, "must be greater than 0")
+        _require(self.request_s >= 0, "request_s", "must not be negative")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebSocket:
+    """WebSocket settings for ASGI apps; the names follow uvicorn's flags."""
+
+    backend: str = setting(
+        "auto",
+        "WebSocket support (auto: wsproto when installed).",
+        flag="--ws",
+        choices=WS_BACKENDS,
+    )
+    max_size_bytes: int = setting(
+        16 * 1024 * 1024,
+        "Largest incoming message, in bytes; larger closes with 1009 (uvicorn's default).",
+        flag="--ws-max-size",
+    )
+    ping_interval_s: float = setting(
+        20.0, "Seconds between server pings (0: never).", flag="--ws-ping-interval"
+    )
+    ping_timeout_s: float = setting(
+        20.0, "Seconds to wait for a pong before closing (0: forever).", flag="--ws-ping-timeout"
+    )
+    per_message_deflate: bool = setting(
+        True, "Offer permessage-deflate compression.", flag="--ws-per-message-deflate"
+    )
+
+    def __post_init__(self) -> None:
+        _require(self.backend in WS_BACKENDS, "ws", "must be one of " + ", ".join(WS_BACKENDS))
+        _require(self.max_size_bytes >= 1, "ws_max_size", "must be at least 1")
+        _require(self.ping_interval_s >= 0, "ws_ping_interval", "must not be negative")
+        _require(self.ping_timeout_s >= 0, "ws_ping_timeout", "must not be negative")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,6 +201,12 @@ class Config:
         "Most requests a worker runs at once; ASGI only, WSGI uses --threads (0: no limit).",
         flag="--limit-concurrency",
     )
+    lifespan: str = setting(
+        "auto",
+        "ASGI lifespan: on (must succeed), off, or auto (used if the app supports it).",
+        flag="--lifespan",
+        choices=LIFESPAN_MODES,
+    )
     root_path: str = setting(
         "", "Path prefix the app is mounted under (SCRIPT_NAME / root_path).", flag="--root-path"
     )
@@ -168,8 +216,24 @@ class Config:
     log_level: str = setting("info", "Error log level.", flag="--log-level", choices=LOG_LEVELS)
     access_log: bool = setting(False, "Log every request to stderr.", flag="--access-log")
     pid_file: str | None = setting(None, "Write the master's pid to this file.", flag="--pid")
+    user: str | None = setting(
+        None, "Run workers as this user (name or uid); needs root.", flag="--user"
+    )
+    group: str | None = setting(
+        None, "Run workers as this group (name or gid); needs root.", flag="--group"
+    )
+    umask: str | None = setting(None, "Octal umask for the server processes.", flag="--umask")
+    reload: bool = setting(
+        False, "Development: restart workers when source files change.", flag="--reload"
+    )
+    reload_dirs: tuple[str, ...] = setting(
+        (),
+        "Directory to watch with --reload (default: the app's). Repeatable.",
+        flag="--reload-dir",
+    )
     limits: Limits = field(default_factory=Limits)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    websocket: WebSocket = field(default_factory=WebSocket)
 
     def __post_init__(self) -> None:
         _require(len(self.bind) >= 1, "bind", "needs at least one address")
@@ -189,8 +253,11 @@ class Config:
             ("loop", LOOPS),
             ("http", HTTP_BACKENDS),
             ("log_level", LOG_LEVELS),
+            ("lifespan", LIFESPAN_MODES),
         ):
             _require(getattr(self, name) in allowed, name, "must be one of " + ", ".join(allowed))
+        if self.umask is not None:
+            _require(_is_octal(self.umask), "umask", f"must be an octal number, got {self.umask!r}")
         if self.app is not None:
             module, _, attr = self.app.partition(":")
             _require(
@@ -202,6 +269,13 @@ class Config:
     @property
     def root_path_stripped(self) -> str:
         return self.root_path.rstrip("/")
+
+
+def _is_octal(text: str) -> bool:
+    try:
+        return 0 <= int(text, 8) <= 0o777
+    except ValueError:
+        return False
 
 
 def _require(ok: bool, name: str, message: str) -> None:
