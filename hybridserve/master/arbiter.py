@@ -192,13 +192,14 @@ class Arbiter:
         log.info("Worker count lowered to %d", self.target)
 
     def _signal_all(self, sig: int) -> None:
+        """Tell every worker to stop; one still booting has nothing to finish: it is killed."""
         now = time.monotonic()
         for info in self.workers.values():
             info.draining = True
             if sig == signal.SIGTERM and info.term_sent:
                 continue
             info.term_sent = info.term_sent or now
-            self._kill(info.pid, sig)
+            self._kill(info.pid, sig if info.ready else signal.SIGKILL)
 
     def _retire(self, info: WorkerInfo) -> None:
         info.draining = True

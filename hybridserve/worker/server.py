@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hybridserve.apps.asgi import ASGIAdapter
+from hybridserve.apps.lifespan import Lifespan
 from hybridserve.apps.loader import load_app
 from hybridserve.apps.types import Adapter
 from hybridserve.apps.wsgi import WSGIAdapter
@@ -168,13 +169,14 @@ class Worker:
         self._stop: asyncio.Future[bool] | None = None
         self._interrupts = 0
         self._slot_state = BOOTING
+        self.lifespan: Lifespan | None = None
 
     def _adapter(self) -> tuple[Adapter, int]:
         config = self.config
         if self.interface == "asgi":
-            return ASGIAdapter(self.app, root_path=config.root_path_stripped), (
-                config.limit_concurrency
-            )
+            asgi = ASGIAdapter(self.app, root_path=config.root_path_stripped)
+            self.lifespan = Lifespan(self.app, config.lifespan, asgi.state)
+            return asgi, config.limit_concurrency
         executor = ThreadPoolExecutor(config.threads, thread_name_prefix="hybridserve-wsgi")
         adapter = WSGIAdapter(
             self.app,
@@ -200,6 +202,12 @@ class Worker:
             state.max_requests = self.config.max_requests + jitter
             state.on_quota = self._quota_reached
         self._stop = loop.create_future()
+        if self.lifespan is not None:
+            try:
+                await self.lifespan.startup()
+            except AppLoadError as exc:
+                self.slots.set_message(self.index, str(exc))
+                return EXIT_APP_LOAD
         loop.add_signal_handler(signal.SIGTERM, self.stop, False)
         loop.add_signal_handler(signal.SIGINT, self._interrupt)
         loop.add_signal_handler(signal.SIGQUIT, self.stop, True)
@@ -216,6 +224,8 @@ class Worker:
             await self._drain(state)
         for conn in list(state.connections):
             conn.abort()
+        if self.lifespan is not None and not immediate:
+            await self.lifespan.shutdown(self.config.timeouts.graceful_s)
         return EXIT_OK
 
     async def _drain(self, state: WorkerState) -> None:
