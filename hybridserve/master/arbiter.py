@@ -88,7 +88,7 @@ class Arbiter:
         self._exit_code = EXIT_OK
         self._boot_failures = 0
         self._next_spawn = 0.0
-        self._ready_generation = 0
+        self._ready_at = (0, 0)  # (generation, target) last announced as ready
         self._wakeup_r = self._wakeup_w = -1
         self.pid = os.getpid()
 
@@ -293,8 +293,8 @@ class Arbiter:
         ]
         if len(current) < self.target or not all(w.ready for w in current):
             return
-        if self._ready_generation != self.generation:
-            self._ready_generation = self.generation
+        if self._ready_at != (self.generation, self.target):
+            self._ready_at = (self.generation, self.target)
             log.info("Ready: %d workers", len(current))
         for info in list(self.workers.values()):
             if info.generation != self.generation and not info.draining:

@@ -73,6 +73,7 @@ class HTTPProtocol(asyncio.Protocol):
         if transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
         self._state.connections.add(self)
+        self._close_after = self._state.draining  # accepted before the drain: serve one
         self._set_deadline(IDLE, self._state.config.timeouts.keep_alive_s)
 
     def data_received(self, data: bytes) -> None:
@@ -279,5 +280,7 @@ class HTTPProtocol(asyncio.Protocol):
     def shutdown(self) -> None:
         """Graceful stop: close now if idle, else once the current response is done."""
         self._close_after = True
-        if self._cycle is None and self._transport is not None:
+        # A fresh connection's request may be on its way: let it come (its deadline still
+        # applies). Only an idle keep-alive connection is closed at once.
+        if self._cycle is None and not self._fresh and self._transport is not None:
             self._transport.close()

@@ -233,7 +233,8 @@ class Worker:
         for conn in list(state.connections):
             conn.shutdown()
         deadline = state.loop.time() + self.config.timeouts.graceful_s
-        while state.connections and state.loop.time() < deadline:
+        # ``fresh`` also counts sockets accepted whose protocol isn't made yet: wait for them.
+        while (state.connections or state.fresh > 0) and state.loop.time() < deadline:
             if self._stop is not None and self._stop.done() and self._stop.result():
                 break
             await asyncio.sleep(0.05)
