@@ -94,7 +94,7 @@ def test_ttin_and_ttou_change_the_live_worker_count(serve: ServeFactory) -> None
     server.wait_for("Ready: 3 workers")
     for count in (2, 1):  # one at a time: the kernel merges a signal that is already pending
         server.send_signal(signal.SIGTTOU)
-        assert wait_until(lambda n=count: len(server.worker_pids()) == n, 10)
+        assert wait_until(lambda: len(server.worker_pids()) == count, 10)  # noqa: B023
     server.send_signal(signal.SIGTTOU)  # never below one
     server.wait_for("Worker count already 1")
     assert len(server.worker_pids()) == 1
