@@ -21,7 +21,7 @@ from hybridserve.apps.loader import load_app, prepare_path
 from hybridserve.config import Config, Limits, Timeouts, WebSocket
 from hybridserve.errors import EXIT_APP_LOAD, EXIT_ERROR, EXIT_USAGE, AppLoadError, ConfigError
 from hybridserve.log import configure
-from hybridserve.master import sockets
+from hybridserve.master import identity, sockets
 from hybridserve.master.arbiter import Arbiter
 
 log = logging.getLogger("hybridserve.error")
@@ -143,10 +143,13 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     configure(config.log_level, access_log=config.access_log)
     try:
         _check_choices(config)
-        specs = [sockets.parse_bind(value) for value in config.bind]
+        for value in config.bind:
+            sockets.parse_bind(value)
+        identity.resolve(config)  # resolved again by the Arbiter; checked here for exit 2
     except ConfigError as exc:
         print(f"hybridserve: error: {exc}", file=sys.stderr)  # noqa: T201  # before logging
         sys.exit(EXIT_USAGE)
+    identity.apply_umask(config)
     try:
         prepare_path(config.app_dir, config.chdir)
         preloaded = (
@@ -156,26 +159,22 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         )
     except AppLoadError as exc:
         _fail(EXIT_APP_LOAD, "Cannot load the app: %s", exc)
-    listeners = []
-    for value, spec in zip(config.bind, specs, strict=True):
-        try:
-            listeners.append(sockets.bind(spec, config.backlog))
-        except OSError as exc:
-            _fail(EXIT_ERROR, "Cannot listen on %s: %s", value, exc.strerror or exc)
+    inherited = bool(os.environ.get(sockets.INHERIT_ENV))
+    try:
+        listeners = [sock for _, sock in sockets.open_listeners(config.bind, config.backlog)]
+    except OSError as exc:
+        reason = str(exc.strerror or exc)
+        _fail(EXIT_ERROR, "%s", reason[:1].upper() + reason[1:])
     log.info("hybridserve %s, master pid %d", __version__, os.getpid())
     for sock in listeners:
         log.info("Listening at %s", sockets.describe(sock))
-    if config.pid_file:
-        with open(config.pid_file, "w") as fh:
-            fh.write(f"{os.getpid()}\n")
+    arbiter = Arbiter(config, listeners, preloaded)
     try:
-        code = Arbiter(config, listeners, preloaded).run()
+        code = arbiter.run()
     finally:
-        if config.pid_file:
-            with contextlib.suppress(OSError):
-                os.unlink(config.pid_file)
         for sock in listeners:
-            if sock.family == socket.AF_UNIX:
+            # A Unix socket file belongs to whoever bound it, unless a new master has it now.
+            if sock.family == socket.AF_UNIX and not inherited and not arbiter.handed_over:
                 with contextlib.suppress(OSError):
                     os.unlink(sock.getsockname())
             sock.close()

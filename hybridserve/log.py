@@ -29,3 +29,19 @@ def configure(level: str, *, access_log: bool) -> None:
         access.setLevel(logging.INFO)
     else:
         access.setLevel(logging.CRITICAL + 1)
+
+
+def reopen_files() -> int:
+    """Reopen every file a hybridserve logger writes to (after logrotate moved it; USR1)."""
+    reopened = 0
+    for name in ("hybridserve.error", "hybridserve.access"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.FileHandler):
+                handler.acquire()
+                try:
+                    handler.close()
+                    handler.stream = handler._open()  # the stdlib's own reopen hook
+                finally:
+                    handler.release()
+                reopened += 1
+    return reopened

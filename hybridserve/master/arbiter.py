@@ -17,6 +17,8 @@ import os
 import select
 import signal
 import socket
+import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -25,6 +27,9 @@ from typing import Any
 
 from hybridserve.config import Config
 from hybridserve.errors import EXIT_APP_LOAD, EXIT_ERROR, EXIT_OK
+from hybridserve.log import reopen_files
+from hybridserve.master import identity
+from hybridserve.master.sockets import INHERIT_ENV
 from hybridserve.worker import server as worker_server
 from hybridserve.worker.slots import DRAINING, READY, Slots
 
@@ -38,8 +43,10 @@ HANDLED_SIGNALS = (
     signal.SIGTTIN,
     signal.SIGTTOU,
     signal.SIGUSR1,
+    signal.SIGUSR2,
     signal.SIGCHLD,
 )
+LAUNCH_DIR = os.getcwd()  # imported by the CLI before --chdir: where a USR2 re-exec starts
 MAX_BOOT_FAILURES = 5  # consecutive workers dying before ready: the app can't boot
 KILL_GRACE_S = 1.0  # after SIGABRT/SIGQUIT, before SIGKILL
 
@@ -91,6 +98,10 @@ class Arbiter:
         self._ready_at = (0, 0)  # (generation, target) last announced as ready
         self._wakeup_r = self._wakeup_w = -1
         self.pid = os.getpid()
+        self.pid_file = config.pid_file
+        self._new_master: int | None = None
+        self._identity = identity.resolve(config)
+        self._watcher_stop = threading.Event()
 
     # -- main loop ----------------------------------------------------------------
     def run(self) -> int:
@@ -101,6 +112,9 @@ class Arbiter:
         signal.set_wakeup_fd(self._wakeup_w)
         for sig in HANDLED_SIGNALS:
             signal.signal(sig, self._enqueue)
+        self._write_pid_file()
+        if self.config.reload:
+            threading.Thread(target=self._watch_sources, daemon=True).start()
         try:
             self._spawn_missing()
             while not self._finished():
@@ -117,14 +131,43 @@ class Arbiter:
                 self._check_workers()
                 self._spawn_missing()
         finally:
+            self._watcher_stop.set()
             signal.set_wakeup_fd(-1)
             os.close(self._wakeup_r)
             os.close(self._wakeup_w)
+            if self.pid_file is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.pid_file)
         log.info("Shutdown complete")
         return self._exit_code
 
+    @property
+    def handed_over(self) -> bool:
+        """A new master started by USR2 is running on our sockets."""
+        return self._new_master is not None
+
     def _enqueue(self, signum: int, frame: FrameType | None) -> None:
         self._signals.append(signum)
+
+    def _write_pid_file(self) -> None:
+        if self.pid_file is not None:
+            with open(self.pid_file, "w") as fh:
+                fh.write(f"{self.pid}\n")
+
+    def _watch_sources(self) -> None:
+        """--reload: a HUP for every batch of changed Python files (development only)."""
+        import watchfiles
+
+        dirs = self.config.reload_dirs or (os.getcwd(),)
+        log.info("Watching %s for changes", ", ".join(dirs))
+        for changes in watchfiles.watch(
+            *dirs, watch_filter=watchfiles.PythonFilter(), stop_event=self._watcher_stop
+        ):
+            names = sorted({os.path.basename(path) for _, path in changes})
+            log.info("Changed: %s; reloading", ", ".join(names))
+            self._signals.append(signal.SIGHUP)
+            with contextlib.suppress(OSError):
+                os.write(self._wakeup_w, b"\0")
 
     def _finished(self) -> bool:
         if self._stop_deadline is None:
@@ -160,6 +203,36 @@ class Arbiter:
             log.info("Worker count raised to %d", self.target)
         elif sig == signal.SIGTTOU:
             self._shrink()
+        elif sig == signal.SIGUSR1:
+            log.info("Reopened %d log files; telling the workers", reopen_files())
+            for info in self.workers.values():
+                self._kill(info.pid, signal.SIGUSR1)
+        elif sig == signal.SIGUSR2:
+            self._reexec()
+
+    def _reexec(self) -> None:
+        """Start a new master on the same sockets; this one serves on until told to stop."""
+        if self._new_master is not None:
+            log.warning("A new master (%d) is already running; USR2 ignored", self._new_master)
+            return
+        env = {**os.environ, INHERIT_ENV: ",".join(str(s.fileno()) for s in self.listeners)}
+        argv = [sys.executable, "-m", "hybridserve", *sys.argv[1:]]
+        if self.pid_file is not None:
+            with contextlib.suppress(OSError):
+                os.rename(self.pid_file, self.pid_file + ".oldbin")
+                self.pid_file += ".oldbin"
+        pid = os.fork()
+        if pid == 0:
+            try:
+                signal.set_wakeup_fd(-1)
+                for sig in HANDLED_SIGNALS:
+                    signal.signal(sig, signal.SIG_DFL)
+                os.chdir(LAUNCH_DIR)
+                os.execve(sys.executable, argv, env)
+            finally:
+                os._exit(EXIT_ERROR)
+        self._new_master = pid
+        log.info("Started a new master %d on the same sockets", pid)
 
     def stop(self, *, graceful: bool) -> None:
         now = time.monotonic()
@@ -220,6 +293,15 @@ class Arbiter:
                 return
             if pid == 0:
                 return
+            if pid == self._new_master:
+                code = os.waitstatus_to_exitcode(status)
+                log.warning("New master %d exited (%d); this one keeps serving", pid, code)
+                self._new_master = None
+                if self.pid_file is not None and self.pid_file.endswith(".oldbin"):
+                    with contextlib.suppress(OSError):
+                        os.rename(self.pid_file, self.pid_file.removesuffix(".oldbin"))
+                        self.pid_file = self.pid_file.removesuffix(".oldbin")
+                continue
             info = self.workers.pop(pid, None)
             if info is None:
                 continue
@@ -328,6 +410,7 @@ class Arbiter:
             os.close(self._wakeup_r)
             os.close(self._wakeup_w)
             set_title("worker", self.config)
+            self._identity.apply()
             code = worker_server.run(
                 self.config,
                 self.listeners,

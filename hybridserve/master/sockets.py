@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from hybridserve.errors import ConfigError
 
+INHERIT_ENV = "HYBRIDSERVE_INHERITED_FDS"  # set by a master re-executing itself (USR2)
+
 
 @dataclass(frozen=True, slots=True)
 class BindSpec:
@@ -88,3 +90,35 @@ def describe(sock: socket.socket) -> str:
     if sock.family == socket.AF_INET6:
         return f"http://[{name[0]}]:{name[1]}"
     return f"http://{name[0]}:{name[1]}"
+
+
+def inherited_fds() -> list[int] | None:
+    """Listener fds handed over by the master that started us with USR2, if any."""
+    value = os.environ.pop(INHERIT_ENV, None)
+    if not value:
+        return None
+    return [int(fd) for fd in value.split(",")]
+
+
+def open_listeners(binds: tuple[str, ...], backlog: int) -> list[tuple[str, socket.socket]]:
+    """Inherited sockets when re-executed, else bind each address; OSError names the cause.
+
+    Returns ``(bind value, socket)`` pairs in ``binds`` order. Parsing errors raise
+    ConfigError before anything is bound.
+    """
+    specs = [parse_bind(value) for value in binds]
+    fds = inherited_fds()
+    if fds is not None:
+        return [
+            (value, bind(BindSpec(socket.AF_UNSPEC, None, fd), backlog))
+            for value, fd in zip(binds, fds, strict=False)
+        ]
+    listeners = []
+    for value, spec in zip(binds, specs, strict=True):
+        try:
+            listeners.append((value, bind(spec, backlog)))
+        except OSError as exc:
+            for _, sock in listeners:
+                sock.close()
+            raise OSError(exc.errno, f"cannot listen on {value}: {exc.strerror or exc}") from None
+    return listeners

@@ -25,6 +25,7 @@ from hybridserve.apps.types import Adapter
 from hybridserve.apps.wsgi import WSGIAdapter
 from hybridserve.config import Config
 from hybridserve.errors import EXIT_APP_LOAD, EXIT_OK, AppLoadError
+from hybridserve.log import reopen_files
 from hybridserve.worker.protocol import HTTPProtocol
 from hybridserve.worker.slots import BOOTING, DRAINING, READY, Slots
 from hybridserve.worker.state import WorkerState
@@ -211,6 +212,7 @@ class Worker:
         loop.add_signal_handler(signal.SIGTERM, self.stop, False)
         loop.add_signal_handler(signal.SIGINT, self._interrupt)
         loop.add_signal_handler(signal.SIGQUIT, self.stop, True)
+        loop.add_signal_handler(signal.SIGUSR1, reopen_files)
         acceptor = Acceptor(state, self.listeners)
         acceptor.resume()
         self._slot_state = READY
