@@ -18,11 +18,12 @@ from typing import Any, NoReturn
 
 from hybridserve import __version__
 from hybridserve.apps.loader import load_app, prepare_path
-from hybridserve.config import Config, Limits, Timeouts, WebSocket
+from hybridserve.config import TLS, Config, Limits, Timeouts, WebSocket
 from hybridserve.errors import EXIT_APP_LOAD, EXIT_ERROR, EXIT_USAGE, AppLoadError, ConfigError
 from hybridserve.log import configure
 from hybridserve.master import identity, sockets
 from hybridserve.master.arbiter import Arbiter
+from hybridserve.worker import tls
 
 log = logging.getLogger("hybridserve.error")
 
@@ -34,7 +35,12 @@ _TYPES: dict[str, type] = {
     "int | None": int,
     "tuple[str, ...]": str,
 }
-_GROUPS: dict[str, type] = {"limits": Limits, "timeouts": Timeouts, "websocket": WebSocket}
+_GROUPS: dict[str, type] = {
+    "limits": Limits,
+    "timeouts": Timeouts,
+    "websocket": WebSocket,
+    "tls": TLS,
+}
 
 EPILOG = """signals to the master:
   TERM  graceful stop       INT   graceful, a second INT stops now     QUIT  stop now
@@ -118,6 +124,7 @@ def config_from_args(argv: Sequence[str] | None) -> Config:
             limits=Limits(**groups["limits"]),
             timeouts=Timeouts(**groups["timeouts"]),
             websocket=WebSocket(**groups["websocket"]),
+            tls=TLS(**groups["tls"]),
         )
     except ConfigError as exc:
         parser.error(str(exc))
@@ -146,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         for value in config.bind:
             sockets.parse_bind(value)
         identity.resolve(config)  # resolved again by the Arbiter; checked here for exit 2
+        tls.server_context(config.tls)  # built again in each worker; checked here
     except ConfigError as exc:
         print(f"hybridserve: error: {exc}", file=sys.stderr)  # noqa: T201  # before logging
         sys.exit(EXIT_USAGE)
@@ -167,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         _fail(EXIT_ERROR, "%s", reason[:1].upper() + reason[1:])
     log.info("hybridserve %s, master pid %d", __version__, os.getpid())
     for sock in listeners:
-        log.info("Listening at %s", sockets.describe(sock))
+        log.info("Listening at %s", sockets.describe(sock, tls=config.tls.enabled))
     arbiter = Arbiter(config, listeners, preloaded)
     try:
         code = arbiter.run()

@@ -145,6 +145,45 @@ class WebSocket:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TLS:
+    """HTTPS on every listener when a certificate is given; TLS 1.2 at least, ALPN http/1.1."""
+
+    certfile: str | None = setting(
+        None, "TLS certificate chain (PEM); enables HTTPS.", flag="--certfile"
+    )
+    keyfile: str | None = setting(None, "TLS private key (PEM).", flag="--keyfile")
+    keyfile_password: str | None = setting(
+        None, "Password of an encrypted --keyfile.", flag="--keyfile-password"
+    )
+    ca_certs: str | None = setting(
+        None, "CA bundle (PEM) to verify client certificates with.", flag="--ca-certs"
+    )
+    cert_reqs: int = setting(
+        0, "Client certificates: 0 not asked, 1 optional, 2 required.", flag="--cert-reqs"
+    )
+    ciphers: str = setting(
+        "", "OpenSSL cipher list for TLS 1.2 (default: OpenSSL's).", flag="--ssl-ciphers"
+    )
+
+    def __post_init__(self) -> None:
+        _require(self.cert_reqs in (0, 1, 2), "cert_reqs", "must be 0, 1 or 2")
+        _require(
+            self.certfile is not None or self.keyfile is None,
+            "keyfile",
+            "needs --certfile too",
+        )
+        _require(
+            self.cert_reqs == 0 or self.ca_certs is not None,
+            "cert_reqs",
+            "needs --ca-certs to verify client certificates",
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.certfile is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """The whole server configuration. ``app=None`` serves the built-in demo app."""
 
@@ -234,6 +273,7 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     timeouts: Timeouts = field(default_factory=Timeouts)
     websocket: WebSocket = field(default_factory=WebSocket)
+    tls: TLS = field(default_factory=TLS)
 
     def __post_init__(self) -> None:
         _require(len(self.bind) >= 1, "bind", "needs at least one address")

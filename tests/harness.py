@@ -20,7 +20,7 @@ from types import TracebackType
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = Path(__file__).resolve().parent / "apps"
-LISTENING = re.compile(r"Listening at http://(?P<host>[^\s]+):(?P<port>\d+)")
+LISTENING = re.compile(r"Listening at (?P<scheme>https?)://(?P<host>[^\s]+):(?P<port>\d+)")
 
 
 class Server:
@@ -37,6 +37,7 @@ class Server:
         self.proc: subprocess.Popen[str] | None = None
         self.host = "127.0.0.1"
         self.port = 0
+        self.scheme = "http"
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self, *, ready: bool = True, timeout_s: float = 20) -> Server:
@@ -54,6 +55,7 @@ class Server:
         if ready:
             match = self.wait_for(LISTENING, timeout_s)
             self.host, self.port = match["host"], int(match["port"])
+            self.scheme = match["scheme"]
             self.wait_for("Ready: ", timeout_s)
         return self
 
@@ -137,7 +139,7 @@ class Server:
     # -- clients ------------------------------------------------------------------
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def connect(self, timeout_s: float = 10) -> socket.socket:
         return socket.create_connection((self.host, self.port), timeout=timeout_s)

@@ -82,14 +82,15 @@ def _remove_stale_unix_socket(path: str) -> None:
             os.unlink(path)
 
 
-def describe(sock: socket.socket) -> str:
+def describe(sock: socket.socket, *, tls: bool = False) -> str:
     """The URL a user would type to reach this listener."""
     name = sock.getsockname()
     if sock.family == socket.AF_UNIX:
         return f"unix:{name}"
+    scheme = "https" if tls else "http"
     if sock.family == socket.AF_INET6:
-        return f"http://[{name[0]}]:{name[1]}"
-    return f"http://{name[0]}:{name[1]}"
+        return f"{scheme}://[{name[0]}]:{name[1]}"
+    return f"{scheme}://{name[0]}:{name[1]}"
 
 
 def inherited_fds() -> list[int] | None:

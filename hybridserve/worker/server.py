@@ -12,6 +12,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from hybridserve.apps.wsgi import WSGIAdapter
 from hybridserve.config import Config
 from hybridserve.errors import EXIT_APP_LOAD, EXIT_OK, AppLoadError
 from hybridserve.log import reopen_files
+from hybridserve.worker import tls
 from hybridserve.worker.protocol import HTTPProtocol
 from hybridserve.worker.slots import BOOTING, DRAINING, READY, Slots
 from hybridserve.worker.state import WorkerState
@@ -65,8 +67,14 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
 class Acceptor:
     """Accepts from the shared listeners only while the worker has room."""
 
-    def __init__(self, state: WorkerState, listeners: list[socket.socket]) -> None:
+    def __init__(
+        self,
+        state: WorkerState,
+        listeners: list[socket.socket],
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self._state = state
+        self._ssl = ssl_context
         self._loop = state.loop
         self._listeners = listeners
         self._watching = False
@@ -135,7 +143,15 @@ class Acceptor:
             return protocol
 
         try:
-            await self._loop.connect_accepted_socket(factory, sock)
+            if self._ssl is None:
+                await self._loop.connect_accepted_socket(factory, sock)
+            else:
+                await self._loop.connect_accepted_socket(
+                    factory,
+                    sock,
+                    ssl=self._ssl,
+                    ssl_handshake_timeout=self._state.config.timeouts.request_head_s,
+                )
         except Exception as exc:
             log.debug("connection setup failed: %s", exc)
             sock.close()
@@ -213,7 +229,7 @@ class Worker:
         loop.add_signal_handler(signal.SIGINT, self._interrupt)
         loop.add_signal_handler(signal.SIGQUIT, self.stop, True)
         loop.add_signal_handler(signal.SIGUSR1, reopen_files)
-        acceptor = Acceptor(state, self.listeners)
+        acceptor = Acceptor(state, self.listeners, tls.server_context(self.config.tls))
         acceptor.resume()
         self._slot_state = READY
         self._tick()
