@@ -28,7 +28,7 @@ from typing import Any
 from hybridserve.config import Config
 from hybridserve.errors import EXIT_APP_LOAD, EXIT_ERROR, EXIT_OK
 from hybridserve.log import reopen_files
-from hybridserve.master import identity
+from hybridserve.master import identity, systemd
 from hybridserve.master.sockets import INHERIT_ENV
 from hybridserve.worker import server as worker_server
 from hybridserve.worker.slots import DRAINING, READY, Slots
@@ -101,6 +101,7 @@ class Arbiter:
         self.pid_file = config.pid_file
         self._new_master: int | None = None
         self._identity = identity.resolve(config)
+        self._notifier = systemd.Notifier()
         self._watcher_stop = threading.Event()
 
     # -- main loop ----------------------------------------------------------------
@@ -131,6 +132,7 @@ class Arbiter:
                 self._check_workers()
                 self._spawn_missing()
         finally:
+            self._notifier.close()
             self._watcher_stop.set()
             signal.set_wakeup_fd(-1)
             os.close(self._wakeup_r)
@@ -235,6 +237,7 @@ class Arbiter:
         log.info("Started a new master %d on the same sockets", pid)
 
     def stop(self, *, graceful: bool) -> None:
+        self._notifier.stopping()
         now = time.monotonic()
         if graceful:
             if self._stop_deadline is None:
@@ -249,6 +252,7 @@ class Arbiter:
     def reload(self) -> None:
         if self._stop_deadline is not None:
             return
+        self._notifier.reloading()
         self.generation += 1
         self._next_spawn = 0.0
         log.info("Reloading: starting worker generation %d", self.generation)
@@ -378,6 +382,7 @@ class Arbiter:
         if self._ready_at != (self.generation, self.target):
             self._ready_at = (self.generation, self.target)
             log.info("Ready: %d workers", len(current))
+            self._notifier.ready(f"Serving with {len(current)} workers")
         for info in list(self.workers.values()):
             if info.generation != self.generation and not info.draining:
                 self._retire(info)

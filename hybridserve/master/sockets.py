@@ -9,6 +9,7 @@ import stat
 from dataclasses import dataclass
 
 from hybridserve.errors import ConfigError
+from hybridserve.master import systemd
 
 INHERIT_ENV = "HYBRIDSERVE_INHERITED_FDS"  # set by a master re-executing itself (USR2)
 
@@ -109,6 +110,11 @@ def open_listeners(binds: tuple[str, ...], backlog: int) -> list[tuple[str, sock
     """
     specs = [parse_bind(value) for value in binds]
     fds = inherited_fds()
+    activated = systemd.listen_fds()
+    if activated and fds is None:
+        wanted = [spec.fd for spec in specs if spec.fd is not None]
+        fds = wanted or activated  # without fd://N binds, serve every activated socket
+        binds = tuple(f"fd://{fd}" for fd in fds)
     if fds is not None:
         return [
             (value, bind(BindSpec(socket.AF_UNSPEC, None, fd), backlog))
