@@ -262,6 +262,17 @@ class Config:
         None, "Run workers as this group (name or gid); needs root.", flag="--group"
     )
     umask: str | None = setting(None, "Octal umask for the server processes.", flag="--umask")
+    metrics_bind: str | None = setting(
+        None,
+        "Serve Prometheus /metrics and /healthz, /readyz from the master at HOST:PORT.",
+        flag="--metrics-bind",
+    )
+    drain_delay_s: float = setting(
+        0.0,
+        "On TERM, fail readiness and keep serving this many seconds before draining, so a "
+        "load balancer can stop sending traffic first.",
+        flag="--drain-delay",
+    )
     reload: bool = setting(
         False, "Development: restart workers when source files change.", flag="--reload"
     )
@@ -283,6 +294,7 @@ class Config:
         _require(self.max_requests >= 0, "max_requests", "must not be negative")
         _require(self.max_requests_jitter >= 0, "max_requests_jitter", "must not be negative")
         _require(self.limit_concurrency >= 0, "limit_concurrency", "must not be negative")
+        _require(self.drain_delay_s >= 0, "drain_delay_s", "must not be negative")
         _require(
             self.root_path == "" or self.root_path.startswith("/"),
             "root_path",

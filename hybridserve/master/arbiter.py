@@ -28,8 +28,7 @@ from typing import Any
 from hybridserve.config import Config
 from hybridserve.errors import EXIT_APP_LOAD, EXIT_ERROR, EXIT_OK
 from hybridserve.log import reopen_files
-from hybridserve.master import identity, systemd
-from hybridserve.master.sockets import INHERIT_ENV
+from hybridserve.master import identity, metrics, sockets, systemd
 from hybridserve.worker import server as worker_server
 from hybridserve.worker.slots import DRAINING, READY, Slots
 
@@ -63,6 +62,7 @@ class WorkerInfo:
     draining: bool = False  # asked to go (or going by itself): does not count as capacity
     term_sent: float = 0.0
     abort_sent: float = 0.0
+    reason: str = ""  # why we (or it) ended it: reload, scale_down, timeout, max_requests
 
 
 def set_title(role: str, config: Config) -> None:
@@ -103,6 +103,10 @@ class Arbiter:
         self._identity = identity.resolve(config)
         self._notifier = systemd.Notifier()
         self._watcher_stop = threading.Event()
+        self._stopping = False  # readiness fails from the first TERM on
+        self._drain_at: float | None = None  # --drain-delay: when the real drain starts
+        self.totals = metrics.Totals()
+        self._metrics: metrics.MetricsServer | None = None
 
     # -- main loop ----------------------------------------------------------------
     def run(self) -> int:
@@ -114,6 +118,12 @@ class Arbiter:
         for sig in HANDLED_SIGNALS:
             signal.signal(sig, self._enqueue)
         self._write_pid_file()
+        if self.config.metrics_bind is not None:
+            try:
+                self._start_metrics(self.config.metrics_bind)
+            except OSError as exc:
+                log.error("Cannot serve metrics on %s: %s", self.config.metrics_bind, exc)
+                return EXIT_ERROR
         if self.config.reload:
             threading.Thread(target=self._watch_sources, daemon=True).start()
         try:
@@ -121,17 +131,29 @@ class Arbiter:
             while not self._finished():
                 booting = any(not w.ready for w in self.workers.values())
                 timeout = 0.05 if booting or self._stop_deadline or self._signals else 0.5
+                watched = [self._wakeup_r, *(self._metrics.fds() if self._metrics else ())]
+                readable: list[int] = []
                 with contextlib.suppress(InterruptedError):
-                    select.select([self._wakeup_r], [], [], timeout)
+                    readable = select.select(watched, [], [], timeout)[0]
                 with contextlib.suppress(OSError):
                     while os.read(self._wakeup_r, 512):
                         pass
+                if self._metrics is not None:
+                    for fd in readable:
+                        if fd != self._wakeup_r:
+                            self._metrics.on_readable(fd)
+                    self._metrics.sweep()
                 while self._signals:
                     self._dispatch(self._signals.popleft())
+                if self._drain_at is not None and time.monotonic() >= self._drain_at:
+                    self._drain_at = None
+                    self._begin_drain()
                 self._reap()
                 self._check_workers()
                 self._spawn_missing()
         finally:
+            if self._metrics is not None:
+                self._metrics.close()
             self._notifier.close()
             self._watcher_stop.set()
             signal.set_wakeup_fd(-1)
@@ -147,6 +169,26 @@ class Arbiter:
     def handed_over(self) -> bool:
         """A new master started by USR2 is running on our sockets."""
         return self._new_master is not None
+
+    def _start_metrics(self, address: str) -> None:
+        spec = sockets.parse_bind(address)
+        self._metrics = metrics.MetricsServer(sockets.bind(spec, 64), self._metrics_request)
+        log.info("Metrics at %s/metrics", sockets.describe(self._metrics.sock))
+
+    def _metrics_request(self, path: str) -> tuple[int, str, bytes]:
+        samples = []
+        for info in self.workers.values():
+            view = self.slots.read(info.slot)
+            if view.pid == info.pid:
+                samples.append(metrics.WorkerSample(info.pid, info.ready, info.draining, view))
+        return metrics.respond(
+            path,
+            samples,
+            self.totals,
+            stopping=self._stopping,
+            target=self.target,
+            timeout_s=self.config.timeouts.worker_s,
+        )
 
     def _enqueue(self, signum: int, frame: FrameType | None) -> None:
         self._signals.append(signum)
@@ -217,7 +259,7 @@ class Arbiter:
         if self._new_master is not None:
             log.warning("A new master (%d) is already running; USR2 ignored", self._new_master)
             return
-        env = {**os.environ, INHERIT_ENV: ",".join(str(s.fileno()) for s in self.listeners)}
+        env = {**os.environ, sockets.INHERIT_ENV: ",".join(str(s.fileno()) for s in self.listeners)}
         argv = [sys.executable, "-m", "hybridserve", *sys.argv[1:]]
         if self.pid_file is not None:
             with contextlib.suppress(OSError):
@@ -237,20 +279,29 @@ class Arbiter:
         log.info("Started a new master %d on the same sockets", pid)
 
     def stop(self, *, graceful: bool) -> None:
+        """Graceful: readiness fails now, the drain starts after ``--drain-delay``."""
         self._notifier.stopping()
-        now = time.monotonic()
-        if graceful:
-            if self._stop_deadline is None:
-                self._stop_deadline = now + self.config.timeouts.graceful_s
-                log.info("Stopping gracefully (up to %.0fs)", self.config.timeouts.graceful_s)
-                self._signal_all(signal.SIGTERM)
-            return
-        log.info("Stopping now")
-        self._stop_deadline = now + KILL_GRACE_S
-        self._signal_all(signal.SIGQUIT)
+        self._stopping = True
+        if not graceful:
+            log.info("Stopping now")
+            self._drain_at = None
+            self._stop_deadline = time.monotonic() + KILL_GRACE_S
+            self._signal_all(signal.SIGQUIT)
+        elif self._stop_deadline is None and self._drain_at is None:
+            delay = self.config.drain_delay_s
+            if delay > 0:
+                log.info("Readiness now fails; draining in %.1fs", delay)
+                self._drain_at = time.monotonic() + delay
+            else:
+                self._begin_drain()
+
+    def _begin_drain(self) -> None:
+        self._stop_deadline = time.monotonic() + self.config.timeouts.graceful_s
+        log.info("Stopping gracefully (up to %.0fs)", self.config.timeouts.graceful_s)
+        self._signal_all(signal.SIGTERM)
 
     def reload(self) -> None:
-        if self._stop_deadline is not None:
+        if self._stopping:
             return
         self._notifier.reloading()
         self.generation += 1
@@ -265,7 +316,7 @@ class Arbiter:
         current = [w for w in self.workers.values() if not w.draining]
         if len(current) > self.target:
             newest = max(current, key=lambda w: w.started)
-            self._retire(newest)
+            self._retire(newest, "scale_down")
         log.info("Worker count lowered to %d", self.target)
 
     def _signal_all(self, sig: int) -> None:
@@ -278,8 +329,9 @@ class Arbiter:
             info.term_sent = info.term_sent or now
             self._kill(info.pid, sig if info.ready else signal.SIGKILL)
 
-    def _retire(self, info: WorkerInfo) -> None:
+    def _retire(self, info: WorkerInfo, reason: str) -> None:
         info.draining = True
+        info.reason = info.reason or reason
         info.term_sent = time.monotonic()
         self._kill(info.pid, signal.SIGTERM)
 
@@ -309,7 +361,15 @@ class Arbiter:
             info = self.workers.pop(pid, None)
             if info is None:
                 continue
-            self._on_exit(info, os.waitstatus_to_exitcode(status))
+            code = os.waitstatus_to_exitcode(status)
+            view = self.slots.read(info.slot)
+            if view.pid == info.pid:
+                self.totals.retire(view)
+                if view.state == DRAINING and not info.reason:
+                    info.reason = self.slots.message(info.slot) or "drained"
+            if self._stop_deadline is None and info.reason != "scale_down":
+                self.totals.restarts[info.reason or ("crash" if code else "exit")] += 1
+            self._on_exit(info, code)
             self.slots.clear(info.slot)
             self._free_slots.append(info.slot)
 
@@ -354,6 +414,7 @@ class Arbiter:
                     self._boot_failures = 0
                 elif view.state == DRAINING and not info.draining:
                     info.draining = True  # leaving by itself (max requests): replace it now
+                    info.reason = "max_requests"
             if info.abort_sent:
                 if now - info.abort_sent > KILL_GRACE_S:
                     self._kill(info.pid, signal.SIGKILL)
@@ -366,6 +427,7 @@ class Arbiter:
                 )
                 info.abort_sent = now
                 info.draining = True
+                info.reason = "timeout"
                 self._kill(info.pid, signal.SIGABRT)
             elif info.term_sent and now - info.term_sent > self.config.timeouts.graceful_s:
                 log.warning("Worker %d still draining after the graceful timeout", info.pid)
@@ -385,7 +447,7 @@ class Arbiter:
             self._notifier.ready(f"Serving with {len(current)} workers")
         for info in list(self.workers.values()):
             if info.generation != self.generation and not info.draining:
-                self._retire(info)
+                self._retire(info, "reload")
 
     def _spawn_missing(self) -> None:
         if self._stop_deadline is not None or time.monotonic() < self._next_spawn:

@@ -154,8 +154,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._request = request
         self._status = 0
         self._sent_bytes = 0
-        if state.access_log:
-            self._started_at = self.loop.time()
+        self._started_at = self.loop.time()
         self._cycle = state.adapter.new_cycle(request, self)
 
     def _reject(self, exc: ProtocolError) -> None:
@@ -224,6 +223,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._cycle = None
         self._cycle_started = False
         state.in_flight -= 1
+        state.record(self._status, self.loop.time() - self._started_at)
         state.request_done()
         if state.access_log:
             self._log_access()

@@ -29,7 +29,7 @@ from hybridserve.errors import EXIT_APP_LOAD, EXIT_OK, AppLoadError
 from hybridserve.log import reopen_files
 from hybridserve.worker import tls
 from hybridserve.worker.protocol import HTTPProtocol
-from hybridserve.worker.slots import BOOTING, DRAINING, READY, Slots
+from hybridserve.worker.slots import ASGI, BOOTING, DRAINING, READY, WSGI, Slots
 from hybridserve.worker.state import WorkerState
 
 log = logging.getLogger("hybridserve.error")
@@ -186,6 +186,8 @@ class Worker:
         self._stop: asyncio.Future[bool] | None = None
         self._interrupts = 0
         self._slot_state = BOOTING
+        self._started = time.time()
+        self._next_tick = 0.0
         self.lifespan: Lifespan | None = None
 
     def _adapter(self) -> tuple[Adapter, int]:
@@ -244,6 +246,7 @@ class Worker:
             conn.abort()
         if self.lifespan is not None and not immediate:
             await self.lifespan.shutdown(self.config.timeouts.graceful_s)
+        self._beat()  # the final counters, for the master's totals
         return EXIT_OK
 
     async def _drain(self, state: WorkerState) -> None:
@@ -277,30 +280,33 @@ class Worker:
 
     def _quota_reached(self) -> None:
         log.info("Worker %d served %d requests; restarting", os.getpid(), self.state.requests)
+        self.slots.set_message(self.index, "max_requests")  # the master's restart reason
         self.stop(False)
 
     def _beat(self) -> None:
-        state = self.state
         self.slots.write(
             self.index,
             beat=time.monotonic(),
             pid=os.getpid(),
             state=self._slot_state,
             generation=self.generation,
-            requests=state.requests,
-            in_flight=state.in_flight,
-            connections=len(state.connections),
-            accepted=state.accepted,
+            interface=ASGI if self.interface == "asgi" else WSGI,
+            counters=self.state.counters(self._started),
         )
 
     def _tick(self) -> None:
-        self.state.tick()
+        state = self.state
+        now = state.loop.time()
+        if self._next_tick:
+            state.loop_lag_s = max(0.0, now - self._next_tick)
+        state.tick()
         self._beat()
         if os.getppid() != self.master_pid:
             log.warning("Worker %d: master %d is gone; stopping", os.getpid(), self.master_pid)
             self.stop(False)
         interval = min(1.0, self.config.timeouts.worker_s / 4)
-        self.state.loop.call_later(interval, self._tick)
+        self._next_tick = now + interval
+        state.loop.call_later(interval, self._tick)
 
 
 def _die_with_parent() -> None:

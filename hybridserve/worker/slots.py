@@ -1,9 +1,10 @@
 """Per-worker slots in one anonymous shared mmap, made by the master before any fork.
 
 A worker writes its slot from its event loop once a second (a heartbeat and counters), so
-a loop that blocks stops beating, and the master sees it without any syscall per beat. A
-worker that cannot boot leaves its reason in the slot's message area for the master to log
-once, instead of every worker printing the same traceback.
+a loop that blocks stops beating, and the master sees it without any syscall per beat. The
+same counters feed the master's metrics. A worker that cannot boot leaves its reason in
+the slot's message area for the master to log once, instead of every worker printing the
+same traceback.
 """
 
 from __future__ import annotations
@@ -12,14 +13,37 @@ import mmap
 import struct
 from dataclasses import dataclass
 
-SLOT_BYTES = 1024
-_HEAD = struct.Struct("<dIIIIQQQQ")  # beat, pid, state, generation, spare, counters...
+SLOT_BYTES = 4096
+# Request duration histogram bounds, in seconds (Prometheus ``le`` labels; +Inf follows).
+DURATION_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_N_BUCKETS = len(DURATION_BUCKETS_S) + 1
+_HEAD = struct.Struct(f"<dIIIIQQQQdIIdd5Q{_N_BUCKETS}Q")
 _MESSAGE_LEN = struct.Struct("<I")
-_MESSAGE_AT = 128
+_MESSAGE_AT = 512
 _MESSAGE_MAX = SLOT_BYTES - _MESSAGE_AT - _MESSAGE_LEN.size
+assert _HEAD.size <= _MESSAGE_AT
 
 BOOTING, READY, DRAINING = 0, 1, 2
 STATE_NAMES = {BOOTING: "booting", READY: "ready", DRAINING: "draining"}
+WSGI, ASGI = 0, 1
+INTERFACE_NAMES = {WSGI: "wsgi", ASGI: "asgi"}
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """What a worker has done so far; ``buckets`` are per bucket, not cumulative."""
+
+    requests: int = 0
+    in_flight: int = 0
+    connections: int = 0
+    accepted: int = 0
+    loop_lag_s: float = 0.0
+    threads_busy: int = 0
+    threads_queued: int = 0
+    duration_sum_s: float = 0.0
+    started: float = 0.0
+    status_classes: tuple[int, ...] = (0,) * 5
+    buckets: tuple[int, ...] = (0,) * _N_BUCKETS
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +54,8 @@ class SlotView:
     pid: int
     state: int
     generation: int
-    requests: int
-    in_flight: int
-    connections: int
-    accepted: int
+    interface: int
+    counters: Counters
 
 
 class Slots:
@@ -51,11 +73,10 @@ class Slots:
         pid: int,
         state: int,
         generation: int,
-        requests: int = 0,
-        in_flight: int = 0,
-        connections: int = 0,
-        accepted: int = 0,
+        interface: int = WSGI,
+        counters: Counters | None = None,
     ) -> None:
+        c = counters or Counters()
         _HEAD.pack_into(
             self._mm,
             index * SLOT_BYTES,
@@ -63,18 +84,36 @@ class Slots:
             pid,
             state,
             generation,
-            0,
-            requests,
-            in_flight,
-            connections,
-            accepted,
+            interface,
+            c.requests,
+            c.in_flight,
+            c.connections,
+            c.accepted,
+            c.loop_lag_s,
+            c.threads_busy,
+            c.threads_queued,
+            c.duration_sum_s,
+            c.started,
+            *c.status_classes,
+            *c.buckets,
         )
 
     def read(self, index: int) -> SlotView:
-        beat, pid, state, gen, _, req, infl, conns, acc = _HEAD.unpack_from(
-            self._mm, index * SLOT_BYTES
+        v = _HEAD.unpack_from(self._mm, index * SLOT_BYTES)
+        counters = Counters(
+            requests=v[5],
+            in_flight=v[6],
+            connections=v[7],
+            accepted=v[8],
+            loop_lag_s=v[9],
+            threads_busy=v[10],
+            threads_queued=v[11],
+            duration_sum_s=v[12],
+            started=v[13],
+            status_classes=tuple(v[14:19]),
+            buckets=tuple(v[19:]),
         )
-        return SlotView(beat, pid, state, gen, req, infl, conns, acc)
+        return SlotView(v[0], v[1], v[2], v[3], v[4], counters)
 
     def set_message(self, index: int, text: str) -> None:
         data = text.encode("utf-8", "replace")[:_MESSAGE_MAX]

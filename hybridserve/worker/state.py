@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from bisect import bisect_left
 from collections.abc import Callable
 from email.utils import formatdate
 from typing import TYPE_CHECKING
 
 from hybridserve.apps.types import Adapter
 from hybridserve.config import Config
+from hybridserve.worker.slots import DURATION_BUCKETS_S, Counters
 
 if TYPE_CHECKING:
     from hybridserve.worker.protocol import HTTPProtocol
@@ -53,6 +55,10 @@ class WorkerState:
         self.date_line = date_line()
         self.server_line = b"Server: hybridserve\r\n" if config.server_header else b""
         self.max_requests = 0  # set by the worker with its jitter; 0 means never
+        self.status_classes = [0] * 5  # 1xx .. 5xx
+        self.buckets = [0] * (len(DURATION_BUCKETS_S) + 1)
+        self.duration_sum_s = 0.0
+        self.loop_lag_s = 0.0
         self.on_room: Callable[[], None] = lambda: None
         self.on_quota: Callable[[], None] = lambda: None
 
@@ -72,6 +78,29 @@ class WorkerState:
         self.requests += 1
         if self.max_requests and self.requests >= self.max_requests and not self.draining:
             self.on_quota()
+
+    def record(self, status: int, duration_s: float) -> None:
+        """Count one answered request for the metrics."""
+        if 100 <= status <= 599:
+            self.status_classes[status // 100 - 1] += 1
+        self.buckets[bisect_left(DURATION_BUCKETS_S, duration_s)] += 1
+        self.duration_sum_s += duration_s
+
+    def counters(self, started: float) -> Counters:
+        busy = min(self.in_flight, self.capacity) if self.capacity else self.in_flight
+        return Counters(
+            requests=self.requests,
+            in_flight=self.in_flight,
+            connections=len(self.connections),
+            accepted=self.accepted,
+            loop_lag_s=self.loop_lag_s,
+            threads_busy=busy,
+            threads_queued=self.in_flight - busy,
+            duration_sum_s=self.duration_sum_s,
+            started=started,
+            status_classes=tuple(self.status_classes),
+            buckets=tuple(self.buckets),
+        )
 
     def tick(self) -> None:
         """Once a second: the coarse clock, the Date header, and connection deadlines."""
