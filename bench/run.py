@@ -53,7 +53,7 @@ def hybridserve(interface: str, workers: int = 1, threads: int | None = None) ->
     argv += ["--threads", str(threads)] if threads else []
     name = f"hybridserve {interface}" + (f" {workers}w" if workers > 1 else "")
     # Listening/Ready are logged at INFO; the access log stays off, so no per-request logging.
-    argv += ["--log-level", "info", "--no-access-log"]
+    argv += ["--log-level", "info", ]
     return ServerSpec(name, tuple(argv), port_from_log=True, ready=r"Ready: \d+ worker")
 
 
@@ -62,7 +62,7 @@ def uvicorn(http: str = "httptools", workers: int = 1) -> ServerSpec:
     argv = [str(VBIN / "uvicorn"), "apps:asgi_app", "--host", "127.0.0.1", "--port", "{port}"]
     argv += ["--workers", str(workers), "--loop", "uvloop", "--http", http]
     name = "uvicorn" + (" h11" if http == "h11" else "") + (f" {workers}w" if workers > 1 else "")
-    argv += ["--log-level", "warning", "--no-access-log"]
+    argv += ["--log-level", "warning", ]
     return ServerSpec(name, tuple(argv), env=PYPATH, settle=SETTLE_S if workers > 1 else 0)
 
 

@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
             help_text += (
                 f" [default: {', '.join(default) if isinstance(default, tuple) else default}]"
             )
-        parser.add_argument(*names, help=help_text, **kwargs)
+        parser.add_argument(*names, help=help_text.replace("%", "%%"), **kwargs)
     return parser
 
 
@@ -147,7 +147,16 @@ def _fail(code: int, message: str, *args: object) -> NoReturn:
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     config = config_from_args(argv)
-    configure(config.log_level, access_log=config.access_log)
+    try:
+        configure(
+            config.log_level,
+            access_log=config.access_log,
+            error_log=config.error_log,
+            log_config=config.log_config,
+        )
+    except (OSError, ValueError) as exc:
+        print(f"hybridserve: error: cannot set up logging: {exc}", file=sys.stderr)  # noqa: T201
+        sys.exit(EXIT_USAGE)
     try:
         _check_choices(config)
         for value in config.bind:

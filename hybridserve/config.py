@@ -253,7 +253,19 @@ class Config:
         True, "Add a Server header unless the app set one.", flag="--server-header"
     )
     log_level: str = setting("info", "Error log level.", flag="--log-level", choices=LOG_LEVELS)
-    access_log: bool = setting(False, "Log every request to stderr.", flag="--access-log")
+    access_log: str | None = setting(
+        None, "Access log: a file path, or - for stderr (default: off).", flag="--access-log"
+    )
+    access_log_format: str = setting(
+        '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
+        "Access log line, with gunicorn's atoms (plus %(D)s, %(M)s, {header}i, {header}o), "
+        "or json for one JSON object per request.",
+        flag="--access-log-format",
+    )
+    error_log: str = setting("-", "Error log: a file path, or - for stderr.", flag="--error-log")
+    log_config: str | None = setting(
+        None, "A logging dictConfig file (.json or .toml) applied last.", flag="--log-config"
+    )
     pid_file: str | None = setting(None, "Write the master's pid to this file.", flag="--pid")
     user: str | None = setting(
         None, "Run workers as this user (name or uid); needs root.", flag="--user"

@@ -17,6 +17,7 @@ from hybridserve.errors import ProtocolError
 from hybridserve.sansio.connection import ServerConnection
 from hybridserve.sansio.events import Body, EndOfRequest, Event, Headers, Request
 from hybridserve.sansio.writer import STATUS_LINES
+from hybridserve.worker.access import AccessLog, Entry
 
 if TYPE_CHECKING:
     from hybridserve.worker.state import WorkerState
@@ -57,6 +58,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._request: Request | None = None
         self._status = 0
         self._sent_bytes = 0
+        self._response_headers: Headers = []
         self._started_at = 0.0
         self.deadline = 0.0
         self._deadline_kind = NO_DEADLINE
@@ -182,6 +184,7 @@ class HTTPProtocol(asyncio.Protocol):
             server_line=state.server_line,
         )
         self._status = status
+        self._response_headers = headers
         self._write(data)
         if end:
             self._finish()
@@ -225,8 +228,8 @@ class HTTPProtocol(asyncio.Protocol):
         state.in_flight -= 1
         state.record(self._status, self.loop.time() - self._started_at)
         state.request_done()
-        if state.access_log:
-            self._log_access()
+        if state.access_log is not None:
+            self._log_access(state.access_log)
         transport = self._transport
         if transport is None:
             return
@@ -245,21 +248,18 @@ class HTTPProtocol(asyncio.Protocol):
             self._handle(events)
         state.capacity_freed()
 
-    def _log_access(self) -> None:
-        request = self._request
-        if request is None:
-            return
-        host = self.client[0] if self.client else "-"
-        access_log.info(
-            '%s "%s %s HTTP/%s" %d %d %.1fms',
-            host,
-            request.method.decode("latin-1"),
-            request.target.decode("latin-1"),
-            request.http_version.decode("latin-1"),
-            self._status,
-            self._sent_bytes,
-            (self.loop.time() - self._started_at) * 1000,
-        )
+    def _log_access(self, access: AccessLog) -> None:
+        if self._request is not None:
+            access.emit(
+                Entry(
+                    self._request,
+                    self.client,
+                    self._status,
+                    self._sent_bytes,
+                    self.loop.time() - self._started_at,
+                    self._response_headers,
+                )
+            )
 
     # -- deadlines and draining, driven by the worker -----------------------------
     def _set_deadline(self, kind: int, seconds: float) -> None:

@@ -26,7 +26,8 @@ from hybridserve.apps.types import Adapter
 from hybridserve.apps.wsgi import WSGIAdapter
 from hybridserve.config import Config
 from hybridserve.errors import EXIT_APP_LOAD, EXIT_OK, AppLoadError
-from hybridserve.log import reopen_files
+from hybridserve.log import flush as flush_logs
+from hybridserve.log import queue_access_log, reopen_files
 from hybridserve.worker import tls
 from hybridserve.worker.protocol import HTTPProtocol
 from hybridserve.worker.slots import ASGI, BOOTING, DRAINING, READY, WSGI, Slots
@@ -330,6 +331,7 @@ def run(
     """Entry point in a freshly forked worker; returns the process exit code."""
     _die_with_parent()
     faulthandler.enable()
+    queue_access_log()
     slots.write(index, beat=time.monotonic(), pid=os.getpid(), state=BOOTING, generation=generation)
     if os.getppid() != master_pid:
         return EXIT_OK
@@ -350,5 +352,8 @@ def run(
         generation=generation,
         master_pid=master_pid,
     )
-    with asyncio.Runner(loop_factory=loop_factory(config.loop)) as runner:
-        return runner.run(worker.serve())
+    try:
+        with asyncio.Runner(loop_factory=loop_factory(config.loop)) as runner:
+            return runner.run(worker.serve())
+    finally:
+        flush_logs()

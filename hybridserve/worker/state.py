@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from hybridserve.apps.types import Adapter
 from hybridserve.config import Config
+from hybridserve.worker.access import AccessLog
 from hybridserve.worker.slots import DURATION_BUCKETS_S, Counters
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ class WorkerState:
         self.adapter = adapter
         self.capacity = capacity  # 0: unlimited
         self.http_backend = http_backend
-        self.access_log = config.access_log
+        self.access_log = AccessLog(config.access_log_format) if config.access_log else None
         self.connections: set[HTTPProtocol] = set()
         self.in_flight = 0
         self.fresh = 0

@@ -1,0 +1,93 @@
+"""Access logs: gunicorn atoms, JSON lines that survive hostile headers, reopen on USR1."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import ServeFactory
+from tests.harness import get, read_response
+from tests.integration.test_signals import wait_until
+
+HOSTILE = 'evil" 200 - "x\\"\t[31m\xe9 ] \\\\'
+
+
+def lines(path: Path) -> list[str]:
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def test_default_format_is_gunicorns(serve: ServeFactory) -> None:
+    server = serve("-w", "1", "--access-log", "-")
+    httpx.get(server.url + "/echo?x=1", headers={"Referer": "http://r/", "User-Agent": "ua/1"})
+    line = server.wait_for(r'"GET /echo\?x=1 HTTP/1.1" 200').string
+    assert re.search(
+        r"127\.0\.0\.1 - - \[\d\d/\w\w\w/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "
+        r'"GET /echo\?x=1 HTTP/1.1" 200 \d+ "http://r/" "ua/1"$',
+        line,
+    ), line
+
+
+def test_custom_atoms(serve: ServeFactory, tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    fmt = "%(m)s %(U)s %(q)s %(s)s %(D)s %({x-req}i)s %% %({content-type}o)s"
+    server = serve("-w", "1", "--access-log", str(log), "--access-log-format", fmt)
+    httpx.get(server.url + "/status/201?a=b", headers={"X-Req": "abc"})
+    assert wait_until(lambda: log.exists() and lines(log), 5)
+    method, path, query, status, micros, req, pct, ctype = lines(log)[0].split(" ", 7)
+    assert (method, path, query, status, req, pct) == (
+        "GET",
+        "/status/201",
+        "a=b",
+        "201",
+        "abc",
+        "%",
+    )
+    assert int(micros) > 0
+    assert ctype.startswith("text/plain")
+
+
+def test_json_lines_escape_hostile_headers(serve: ServeFactory, tmp_path: Path) -> None:
+    log = tmp_path / "access.jsonl"
+    server = serve("-w", "1", "--access-log", str(log), "--access-log-format", "json")
+    with server.connect() as sock:
+        for _ in range(3):
+            agent = f"User-Agent: {HOSTILE}\r\n"
+            sock.sendall(get("/", headers=agent).decode("latin-1").encode("latin-1"))
+            assert read_response(sock).status == 200
+    assert wait_until(lambda: log.exists() and len(lines(log)) == 3, 5)
+    for line in lines(log):
+        record = json.loads(line)  # every line is one whole JSON object
+        assert record["status"] == 200
+        assert record["user_agent"] == HOSTILE
+        assert record["path"] == "/"
+
+
+def test_plain_lines_escape_hostile_headers(serve: ServeFactory, tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    server = serve("-w", "1", "--access-log", str(log))
+    with server.connect() as sock:
+        sock.sendall(get("/", headers=f"User-Agent: {HOSTILE}\r\n"))
+        read_response(sock)
+    assert wait_until(lambda: log.exists() and lines(log), 5)
+    (line,) = lines(log)
+    assert line.endswith('"-" "evil\\x22 200 - \\x22x\\x5c\\x22\\x09[31m\\xe9 ] \\x5c\\x5c"')
+
+
+def test_usr1_reopens_the_log_file(serve: ServeFactory, tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    server = serve("-w", "1", "--access-log", str(log))
+    httpx.get(server.url + "/status/201")
+    assert wait_until(lambda: log.exists() and lines(log), 5)
+    log.rename(tmp_path / "access.log.1")
+    server.send_signal(signal.SIGUSR1)
+    time.sleep(0.5)  # the worker gets USR1 from the master
+    httpx.get(server.url + "/status/202")
+    assert wait_until(lambda: log.exists() and lines(log), 5)
+    assert '" 202 ' in lines(log)[0]
+    assert '" 201 ' in lines(tmp_path / "access.log.1")[0]
+    assert "Reopened 1 log files" in server.log
