@@ -7,6 +7,7 @@ added here is a flag, with its help text, at once. A Config is frozen: it is val
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -249,6 +250,13 @@ class Config:
     root_path: str = setting(
         "", "Path prefix the app is mounted under (SCRIPT_NAME / root_path).", flag="--root-path"
     )
+    forwarded_allow_ips: str = setting(
+        "127.0.0.1,::1",
+        "Peers (addresses or networks, comma-separated; * for all; empty for none) whose "
+        "X-Forwarded-For/-Proto/-Host and Forwarded headers are believed. A Unix-socket "
+        "peer counts as trusted.",
+        flag="--forwarded-allow-ips",
+    )
     server_header: bool = setting(
         True, "Add a Server header unless the app set one.", flag="--server-header"
     )
@@ -320,6 +328,12 @@ class Config:
             ("lifespan", LIFESPAN_MODES),
         ):
             _require(getattr(self, name) in allowed, name, "must be one of " + ", ".join(allowed))
+        for item in filter(None, (part.strip() for part in self.forwarded_allow_ips.split(","))):
+            _require(
+                item == "*" or _is_network(item),
+                "forwarded_allow_ips",
+                f"{item!r} is not an address",
+            )
         if self.umask is not None:
             _require(_is_octal(self.umask), "umask", f"must be an octal number, got {self.umask!r}")
         if self.app is not None:
@@ -333,6 +347,14 @@ class Config:
     @property
     def root_path_stripped(self) -> str:
         return self.root_path.rstrip("/")
+
+
+def _is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_octal(text: str) -> bool:

@@ -64,16 +64,22 @@ class HTTPProtocol(asyncio.Protocol):
         self._deadline_kind = NO_DEADLINE
         self.client: Address = None
         self.server: Address = None
-        self.scheme = "http"
+        self.scheme = self._peer_scheme = "http"
+        self._peer: Address = None
+        self._proxied = False  # the peer is a trusted proxy: believe its headers
 
     # -- asyncio callbacks --------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self._transport = transport
-        self.client = _address(transport.get_extra_info("peername"))
+        self.client = self._peer = _address(transport.get_extra_info("peername"))
         self.server = _address(transport.get_extra_info("sockname"))
         if transport.get_extra_info("sslcontext") is not None:
-            self.scheme = "https"
+            self.scheme = self._peer_scheme = "https"
+        proxies = self._state.proxies
+        self._proxied = proxies is not None and proxies.trusts(
+            self._peer[0] if self._peer else None
+        )
         self._state.connections.add(self)
         self._close_after = self._state.draining  # accepted before the drain: serve one
         self._set_deadline(IDLE, self._state.config.timeouts.keep_alive_s)
@@ -157,7 +163,20 @@ class HTTPProtocol(asyncio.Protocol):
         self._status = 0
         self._sent_bytes = 0
         self._started_at = self.loop.time()
+        if self._proxied:
+            self._apply_proxy_headers(request)
         self._cycle = state.adapter.new_cycle(request, self)
+
+    def _apply_proxy_headers(self, request: Request) -> None:
+        """Client, scheme and Host as the trusted proxy reports them, for this request."""
+        assert self._state.proxies is not None
+        seen = self._state.proxies.resolve(self._peer, request.headers)
+        self.client = seen.client if seen and seen.client else self._peer
+        self.scheme = seen.scheme if seen and seen.scheme else self._peer_scheme
+        if seen and seen.host:
+            request.headers = [
+                (name, seen.host if name == b"host" else value) for name, value in request.headers
+            ]
 
     def _reject(self, exc: ProtocolError) -> None:
         log.debug("bad request from %s: %s (%d)", self.client, exc, exc.status)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from hybridserve.apps.types import Adapter
 from hybridserve.config import Config
 from hybridserve.worker.access import AccessLog
+from hybridserve.worker.proxy import TrustedProxies
 from hybridserve.worker.slots import DURATION_BUCKETS_S, Counters
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ class WorkerState:
         self.capacity = capacity  # 0: unlimited
         self.http_backend = http_backend
         self.access_log = AccessLog(config.access_log_format) if config.access_log else None
+        allowed = config.forwarded_allow_ips
+        self.proxies = TrustedProxies(allowed) if allowed.strip() else None
         self.connections: set[HTTPProtocol] = set()
         self.in_flight = 0
         self.fresh = 0
