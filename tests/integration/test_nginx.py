@@ -1,0 +1,121 @@
+"""A real nginx in front of hybridserve over a Unix socket (the Makefile installs nginx)."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ServeFactory
+from tests.harness import Server
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+pytestmark = pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed")
+
+CONFIG = """
+daemon off;
+master_process off;
+worker_processes 1;
+user root;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    upstream app {{
+        server unix:{socket};
+        keepalive 4;
+        keepalive_timeout 4s;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto https;
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx(folder: Path, socket: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """nginx cannot bind port 0: try a few random loopback ports (bounded)."""
+    for _ in range(10):
+        port = random.randint(20000, 60000)
+        conf = folder / "nginx.conf"
+        conf.write_text(CONFIG.format(dir=folder, socket=socket, port=port))
+        proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(folder)], stderr=subprocess.PIPE)
+        for _ in range(100):  # up to 5 s for nginx to listen, or to fail
+            if proc.poll() is not None:
+                break
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                return proc, port
+            except httpx.TransportError:
+                time.sleep(0.05)
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()
+    raise AssertionError("nginx did not start on any of 10 ports")
+
+
+@pytest.fixture
+def behind_nginx(serve: ServeFactory, tmp_path: Path) -> Iterator[tuple[Server, str]]:
+    socket = tmp_path / "app.sock"
+    server = serve(
+        "scheme_app:wsgi",
+        "-w",
+        "1",
+        "-b",
+        f"unix:{socket}",
+        "-b",
+        "127.0.0.1:0",
+        "--metrics-bind",
+        "127.0.0.1:0",
+    )
+    proc, port = start_nginx(tmp_path, socket)
+    try:
+        yield server, f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def test_client_and_scheme_come_through_nginx(behind_nginx: tuple[Server, str]) -> None:
+    _, url = behind_nginx
+    assert httpx.get(url + "/").json() == {"scheme": "https", "client": "127.0.0.1"}
+
+
+def test_upstream_keep_alive_reuses_connections(behind_nginx: tuple[Server, str]) -> None:
+    server, url = behind_nginx
+    with httpx.Client() as client:
+        for _ in range(20):
+            assert client.get(url + "/").status_code == 200
+    metrics = "http://" + server.wait_for(r"Metrics at http://([\d.:]+)/metrics")[1]
+    time.sleep(1.2)  # counters are published once a second
+    text = httpx.get(metrics + "/metrics").text
+    accepted = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("hybridserve_connections_accepted_total{")
+    )
+    assert 1 <= accepted <= 4, f"nginx opened {accepted} upstream connections for 20 requests"
