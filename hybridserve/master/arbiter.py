@@ -106,6 +106,7 @@ class Arbiter:
         self._stopping = False  # readiness fails from the first TERM on
         self._drain_at: float | None = None  # --drain-delay: when the real drain starts
         self.totals = metrics.Totals()
+        self._unix_paths = [s.getsockname() for s in listeners if s.family == socket.AF_UNIX]
         self._metrics: metrics.MetricsServer | None = None
 
     # -- main loop ----------------------------------------------------------------
@@ -162,6 +163,10 @@ class Arbiter:
             if self.pid_file is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(self.pid_file)
+            if not self.handed_over:
+                for path in self._unix_paths:
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
         log.info("Shutdown complete")
         return self._exit_code
 
@@ -299,6 +304,11 @@ class Arbiter:
         self._stop_deadline = time.monotonic() + self.config.timeouts.graceful_s
         log.info("Stopping gracefully (up to %.0fs)", self.config.timeouts.graceful_s)
         self._signal_all(signal.SIGTERM)
+        if not self.handed_over:
+            # Let the last worker's close be the socket's close, right after its final
+            # sweep of the backlog (a new master from USR2 keeps its own copies).
+            for sock in self.listeners:
+                sock.close()
 
     def reload(self) -> None:
         if self._stopping:

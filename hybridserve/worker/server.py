@@ -35,6 +35,7 @@ from hybridserve.worker.state import WorkerState
 
 log = logging.getLogger("hybridserve.error")
 
+DRAIN_SWEEPS = 3  # rounds of serving what waited in the backlog before the final one
 ACCEPT_BATCH = 64  # connections taken per wake-up at most, so one worker can't grab a burst
 RESOURCE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 PR_SET_PDEATHSIG = 1
@@ -107,6 +108,25 @@ class Acceptor:
         self._stopped = True
         self.pause()
 
+    def sweep(self) -> int:
+        """Accept whatever waits in the backlog now, room or not (the drain's last act)."""
+        taken = 0
+        for listener in self._listeners:
+            for _ in range(4096):
+                try:
+                    sock, _addr = listener.accept()
+                except OSError:
+                    break
+                self._take(sock)
+                taken += 1
+        return taken
+
+    def close_listeners(self) -> None:
+        """Our copies of the listeners; the socket closes when the last holder lets go."""
+        self.stop()
+        for listener in self._listeners:
+            listener.close()
+
     def _accept(self, listener: socket.socket) -> None:
         state = self._state
         for _ in range(ACCEPT_BATCH):
@@ -124,12 +144,16 @@ class Acceptor:
                     self._backoff = self._loop.call_later(0.1, self._end_backoff)
                     return
                 continue  # ECONNABORTED and friends: that one client is gone
-            state.fresh += 1
-            state.accepted += 1
-            sock.setblocking(False)
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._loop.create_task(self._connect(sock))
+            self._take(sock)
+
+    def _take(self, sock: socket.socket) -> None:
+        state = self._state
+        state.fresh += 1
+        state.accepted += 1
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._loop.create_task(self._connect(sock))
 
     def _end_backoff(self) -> None:
         self._backoff = None
@@ -242,7 +266,7 @@ class Worker:
         self._slot_state = DRAINING
         self._beat()
         if not immediate:
-            await self._drain(state)
+            await self._drain(state, acceptor)
         for conn in list(state.connections):
             conn.abort()
         if self.lifespan is not None and not immediate:
@@ -250,20 +274,38 @@ class Worker:
         self._beat()  # the final counters, for the master's totals
         return EXIT_OK
 
-    async def _drain(self, state: WorkerState) -> None:
+    async def _drain(self, state: WorkerState, acceptor: Acceptor) -> None:
+        """Finish what we have; then serve what waits in the backlog, until none does.
+
+        The master closed its copies of the listeners when the stop began, so the last
+        worker to close its own closes the socket: what it swept just before is served,
+        not reset.
+        """
         state.draining = True
         for conn in list(state.connections):
             conn.shutdown()
         deadline = state.loop.time() + self.config.timeouts.graceful_s
-        # ``fresh`` also counts sockets accepted whose protocol isn't made yet: wait for them.
-        while (state.connections or state.fresh > 0) and state.loop.time() < deadline:
-            if self._stop is not None and self._stop.done() and self._stop.result():
+        for _ in range(DRAIN_SWEEPS):
+            if not await self._idle(state, deadline) or not acceptor.sweep():
                 break
-            await asyncio.sleep(0.05)
+        acceptor.sweep()
+        acceptor.close_listeners()  # right after the sweep: nothing slips in unseen
+        await self._idle(state, deadline)
         if state.connections:
             log.warning(
                 "%d connections still open after the graceful timeout", len(state.connections)
             )
+
+    async def _idle(self, state: WorkerState, deadline: float) -> bool:
+        """Wait until no connection is left; False if time ran out or we must stop now."""
+        # ``fresh`` also counts sockets accepted whose protocol isn't made yet.
+        while state.connections or state.fresh > 0:
+            if state.loop.time() >= deadline:
+                return False
+            if self._stop is not None and self._stop.done() and self._stop.result():
+                return False
+            await asyncio.sleep(0.02)
+        return True
 
     def stop(self, immediate: bool) -> None:
         stop = self._stop
