@@ -100,6 +100,17 @@ class Timeouts:
         flag="--timeout-request-head",
     )
 
+    body_read_s: float = setting(
+        30.0,
+        "Seconds a request body may stall between two reads from the client (408 or close).",
+        flag="--timeout-body-read",
+    )
+    write_s: float = setting(
+        60.0,
+        "Seconds a client may leave a response unread (the server's send buffer full) "
+        "before the connection is dropped.",
+        flag="--timeout-write",
+    )
     request_s: float = setting(
         0.0,
         "Seconds one request may run before it is answered 503 (or cut off) and its thread "
@@ -108,7 +119,14 @@ class Timeouts:
     )
 
     def __post_init__(self) -> None:
-        for name in ("worker_s", "graceful_s", "keep_alive_s", "request_head_s"):
+        for name in (
+            "worker_s",
+            "graceful_s",
+            "keep_alive_s",
+            "request_head_s",
+            "body_read_s",
+            "write_s",
+        ):
             _require(getattr(self, name) > 0, name, "must be greater than 0")
         _require(self.request_s >= 0, "request_s", "must not be negative")
 
@@ -247,6 +265,17 @@ class Config:
         flag="--lifespan",
         choices=LIFESPAN_MODES,
     )
+    limit_connections: int = setting(
+        4096,
+        "Most open connections per worker; beyond, it stops accepting (0: no limit).",
+        flag="--limit-connections",
+    )
+    proxy_protocol: bool = setting(
+        False,
+        "Expect a PROXY protocol (v1 or v2) header on every connection, as HAProxy or an "
+        "AWS NLB sends it, and take the client address from it.",
+        flag="--proxy-protocol",
+    )
     root_path: str = setting(
         "", "Path prefix the app is mounted under (SCRIPT_NAME / root_path).", flag="--root-path"
     )
@@ -315,6 +344,7 @@ class Config:
         _require(self.max_requests_jitter >= 0, "max_requests_jitter", "must not be negative")
         _require(self.limit_concurrency >= 0, "limit_concurrency", "must not be negative")
         _require(self.drain_delay_s >= 0, "drain_delay_s", "must not be negative")
+        _require(self.limit_connections >= 0, "limit_connections", "must not be negative")
         _require(
             self.root_path == "" or self.root_path.startswith("/"),
             "root_path",

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from time import perf_counter
 from typing import TYPE_CHECKING, cast
 
 from hybridserve.apps.types import Address, Cycle
 from hybridserve.errors import ProtocolError
+from hybridserve.sansio import proxy_protocol
 from hybridserve.sansio.connection import ServerConnection
 from hybridserve.sansio.events import Body, EndOfRequest, Event, Headers, Request
 from hybridserve.sansio.writer import STATUS_LINES
@@ -25,8 +27,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("hybridserve.error")
 access_log = logging.getLogger("hybridserve.access")
 
-# What the single deadline of a connection currently means.
-NO_DEADLINE, IDLE, HEAD = 0, 1, 2
+# What the main deadline of a connection currently means.
+NO_DEADLINE, IDLE, HEAD, BODY = 0, 1, 2, 3
+PROXY_HEADER_MAX_BYTES = 536  # PROXY v2's bound for what we accept (v1 is 107)
 
 
 def error_response(status: int, message: str, date_line: bytes) -> bytes:
@@ -67,6 +70,8 @@ class HTTPProtocol(asyncio.Protocol):
         self.scheme = self._peer_scheme = "http"
         self._peer: Address = None
         self._proxied = False  # the peer is a trusted proxy: believe its headers
+        self._write_deadline = 0.0  # set while the client leaves our output unread
+        self._proxy_header: bytearray | None = None  # a PROXY header still to come
 
     # -- asyncio callbacks --------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -76,21 +81,32 @@ class HTTPProtocol(asyncio.Protocol):
         self.server = _address(transport.get_extra_info("sockname"))
         if transport.get_extra_info("sslcontext") is not None:
             self.scheme = self._peer_scheme = "https"
-        proxies = self._state.proxies
-        self._proxied = proxies is not None and proxies.trusts(
-            self._peer[0] if self._peer else None
-        )
+        self._trust_peer()
+        if self._state.config.proxy_protocol:
+            self._proxy_header = bytearray()
         self._state.connections.add(self)
         self._close_after = self._state.draining  # accepted before the drain: serve one
         self._set_deadline(IDLE, self._state.config.timeouts.keep_alive_s)
 
+    def _trust_peer(self) -> None:
+        proxies = self._state.proxies
+        self._proxied = proxies is not None and proxies.trusts(
+            self._peer[0] if self._peer else None
+        )
+
     def data_received(self, data: bytes) -> None:
+        if self._proxy_header is not None:
+            data = self._take_proxy_header(data)
+            if not data:
+                return
         if self._cycle is None:
             if self._deadline_kind == IDLE:
                 self._set_deadline(HEAD, self._state.config.timeouts.request_head_s)
         elif self._conn.request_complete:
             # A pipelined request behind the one in progress: hold it, read no further.
             self.pause_reading()
+        elif self._deadline_kind == BODY:
+            self.deadline = self._state.now + self._state.config.timeouts.body_read_s
         try:
             events = self._conn.receive(data)
         except ProtocolError as exc:
@@ -98,6 +114,28 @@ class HTTPProtocol(asyncio.Protocol):
             return
         if events:
             self._handle(events)
+
+    def _take_proxy_header(self, data: bytes) -> bytes:
+        """Collect the PROXY header; returns the bytes after it once it is complete."""
+        assert self._proxy_header is not None and self._transport is not None
+        self._proxy_header += data
+        try:
+            parsed = proxy_protocol.parse(bytes(self._proxy_header))
+        except ProtocolError as exc:
+            log.debug("bad PROXY header from %s: %s", self._peer, exc)
+            self._transport.close()
+            return b""
+        if parsed is None:
+            if len(self._proxy_header) > PROXY_HEADER_MAX_BYTES:
+                self._transport.close()
+            return b""
+        consumed, source = parsed
+        rest = bytes(self._proxy_header[consumed:])
+        self._proxy_header = None
+        if source is not None:
+            self.client = self._peer = source
+            self._trust_peer()
+        return rest
 
     def eof_received(self) -> bool:
         try:
@@ -124,10 +162,12 @@ class HTTPProtocol(asyncio.Protocol):
         state.capacity_freed()
 
     def pause_writing(self) -> None:
+        self._write_deadline = self._state.now + self._state.config.timeouts.write_s
         if self._cycle is not None:
             self._cycle.pause_writing()
 
     def resume_writing(self) -> None:
+        self._write_deadline = 0.0
         if self._cycle is not None:
             self._cycle.resume_writing()
 
@@ -141,6 +181,8 @@ class HTTPProtocol(asyncio.Protocol):
             elif kind is Request:
                 self._begin(event)  # type: ignore[arg-type]  # narrowed by kind
             elif kind is EndOfRequest:
+                if self._deadline_kind == BODY:
+                    self._deadline_kind = NO_DEADLINE
                 if self._cycle is not None:
                     self._cycle.feed_end()
             elif self._transport is not None:  # ConnectionClosed
@@ -157,12 +199,16 @@ class HTTPProtocol(asyncio.Protocol):
         if self._fresh:
             self._fresh = False
             state.fresh -= 1
+        limit = state.config.limit_concurrency
+        if limit and state.in_flight >= limit:
+            self._reject(ProtocolError("worker at --limit-concurrency", 503))
+            return
         state.in_flight += 1
-        self._deadline_kind = NO_DEADLINE
+        self._set_deadline(BODY, state.config.timeouts.body_read_s)
         self._request = request
         self._status = 0
         self._sent_bytes = 0
-        self._started_at = self.loop.time()
+        self._started_at = perf_counter()  # uvloop's loop.time() has 1 ms steps
         if self._proxied:
             self._apply_proxy_headers(request)
         self._cycle = state.adapter.new_cycle(request, self)
@@ -228,11 +274,15 @@ class HTTPProtocol(asyncio.Protocol):
         if not self._reading_paused and self._transport is not None:
             self._reading_paused = True
             self._transport.pause_reading()
+            if self._deadline_kind == BODY:  # we stopped reading: the client isn't late
+                self._deadline_kind = NO_DEADLINE
 
     def resume_reading(self) -> None:
         if self._reading_paused and self._transport is not None:
             self._reading_paused = False
             self._transport.resume_reading()
+            if self._cycle is not None and not self._conn.request_complete:
+                self._set_deadline(BODY, self._state.config.timeouts.body_read_s)
 
     def _write(self, data: bytes) -> None:
         if data and self._transport is not None:
@@ -245,7 +295,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._cycle = None
         self._cycle_started = False
         state.in_flight -= 1
-        state.record(self._status, self.loop.time() - self._started_at)
+        state.record(self._status, perf_counter() - self._started_at)
         state.request_done()
         if state.access_log is not None:
             self._log_access(state.access_log)
@@ -275,7 +325,7 @@ class HTTPProtocol(asyncio.Protocol):
                     self.client,
                     self._status,
                     self._sent_bytes,
-                    self.loop.time() - self._started_at,
+                    perf_counter() - self._started_at,
                     self._response_headers,
                 )
             )
@@ -287,12 +337,20 @@ class HTTPProtocol(asyncio.Protocol):
 
     def check_deadline(self, now: float) -> None:
         """Called once a second by the worker's sweep."""
+        if self._transport is None:
+            return
+        if self._write_deadline and now >= self._write_deadline:
+            log.debug("client %s stopped reading; dropping the connection", self.client)
+            self.abort()
+            return
         kind = self._deadline_kind
-        if kind == NO_DEADLINE or now < self.deadline or self._transport is None:
+        if kind == NO_DEADLINE or now < self.deadline:
             return
         self._deadline_kind = NO_DEADLINE
         if kind == HEAD:
             self._reject(ProtocolError("request head not received in time", 408))
+        elif kind == BODY:
+            self._reject(ProtocolError("request body not received in time", 408))
         else:
             self._transport.close()
 

@@ -70,13 +70,14 @@ class WorkerState:
         """How many more connections this worker should accept now."""
         if self.draining:
             return 0
-        if not self.capacity:
-            return 1 << 30
-        return self.capacity - self.in_flight - self.fresh
+        room = self.capacity - self.in_flight - self.fresh if self.capacity else 1 << 30
+        cap = self.config.limit_connections
+        if cap:
+            room = min(room, cap - len(self.connections) - self.fresh)
+        return room
 
     def capacity_freed(self) -> None:
-        if self.capacity:
-            self.on_room()
+        self.on_room()
 
     def request_done(self) -> None:
         self.requests += 1
