@@ -1,133 +1,96 @@
-"""The ``hybridserve`` command: flags built from Config, then bind, then hand over to the master.
+"""The ``hybridserve`` command: settings from every source, then bind, then the master.
 
-Every failure here is one clear line and an exit code: 2 for bad usage, 3 for an app that
-cannot be loaded, 1 for anything else (a port already in use, say).
+Settings come from flags, HYBRIDSERVE_* variables and a TOML file (``sources.py``);
+``--print-config`` and ``--check-config`` stop before anything is bound. Every failure
+here is one clear line and an exit code: 2 for bad usage, 3 for an app that cannot be
+loaded, 1 for anything else (a port already in use, say).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import dataclasses
+import json
 import logging
 import os
 import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from hybridserve import __version__
 from hybridserve.apps.loader import load_app, prepare_path
-from hybridserve.config import TLS, Config, Limits, Timeouts, WebSocket
-from hybridserve.errors import EXIT_APP_LOAD, EXIT_ERROR, EXIT_USAGE, AppLoadError, ConfigError
+from hybridserve.config import Config
+from hybridserve.errors import (
+    EXIT_APP_LOAD,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    AppLoadError,
+    ConfigError,
+)
 from hybridserve.log import configure
 from hybridserve.master import identity, sockets
 from hybridserve.master.arbiter import Arbiter
+from hybridserve.sources import (
+    SETTINGS,
+    CommandLine,
+    Loaded,
+    Setting,
+    build_parser,
+    load,
+    parse_command_line,
+)
 from hybridserve.worker import tls
 
 log = logging.getLogger("hybridserve.error")
-
-_TYPES: dict[str, type] = {
-    "int": int,
-    "float": float,
-    "str": str,
-    "str | None": str,
-    "int | None": int,
-    "tuple[str, ...]": str,
-}
-_GROUPS: dict[str, type] = {
-    "limits": Limits,
-    "timeouts": Timeouts,
-    "websocket": WebSocket,
-    "tls": TLS,
-}
-
-EPILOG = """signals to the master:
-  TERM  graceful stop       INT   graceful, a second INT stops now     QUIT  stop now
-  HUP   reload workers      TTIN  one worker more    TTOU  one worker fewer
-
-exit codes: 0 clean stop, 1 error, 2 bad usage, 3 app failed to load or boot"""
+SECRET_KEYS = frozenset({"keyfile-password"})  # --print-config says that they are set, no more
 
 
-def _fields(cls: type, prefix: str = "") -> Iterator[tuple[str, dataclasses.Field[Any]]]:
-    for f in dataclasses.fields(cls):
-        if f.name in _GROUPS:
-            yield from _fields(_GROUPS[f.name], f.name + ".")
-        elif f.metadata:
-            yield prefix + f.name, f
+def _usage_error(message: str, *, usage: bool = False) -> NoReturn:
+    """Exit 2 with one line; the usage line only when the flags themselves were wrong."""
+    if usage:
+        build_parser().print_usage(sys.stderr)
+    print(f"hybridserve: error: {message}", file=sys.stderr)  # noqa: T201  # before logging
+    sys.exit(EXIT_USAGE)
 
 
-def _metavar(dest: str, kind: str) -> str:
-    if dest.endswith("_s"):
-        return "SECONDS"
-    if dest.endswith("_bytes"):
-        return "BYTES"
-    if kind.startswith("int"):
-        return "N"
-    return (
-        dest.rpartition(".")[2].upper().removesuffix("S") if kind.startswith("tuple") else "VALUE"
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Flags come from Config's field metadata: each setting is declared once."""
-    parser = argparse.ArgumentParser(
-        prog="hybridserve",
-        description="Serve a WSGI or ASGI app: prefork workers, asyncio loops, WSGI threads.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"hybridserve {__version__}")
-    for dest, f in _fields(Config):
-        meta = f.metadata
-        default = f.default
-        if default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        if meta["flag"] == "app":
-            parser.add_argument("app", nargs="?", default=argparse.SUPPRESS, help=meta["help"])
-            continue
-        names = [n for n in (meta["short"], meta["flag"]) if n]
-        kwargs: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS}
-        help_text = meta["help"]
-        if f.type == "bool":
-            kwargs["action"] = argparse.BooleanOptionalAction
-        else:
-            kwargs["type"] = _TYPES[str(f.type)]
-            if "choices" in meta:
-                kwargs["choices"] = meta["choices"]
-            if "choices" not in meta:
-                kwargs["metavar"] = _metavar(dest, str(f.type))
-            if str(f.type).startswith("tuple"):
-                kwargs["action"] = "append"
-            help_text += (
-                f" [default: {', '.join(default) if isinstance(default, tuple) else default}]"
-            )
-        parser.add_argument(*names, help=help_text.replace("%", "%%"), **kwargs)
-    return parser
+def _load_or_exit(argv: Sequence[str]) -> tuple[CommandLine, Loaded]:
+    """Read flags, environment and file; exits 2 with one message naming the bad source."""
+    try:
+        command = parse_command_line(argv)
+    except ConfigError as exc:
+        _usage_error(str(exc), usage=True)
+    try:
+        return command, load(command)
+    except ConfigError as exc:
+        _usage_error(str(exc))
 
 
 def config_from_args(argv: Sequence[str] | None) -> Config:
-    """Parse the command line into a Config; exits 2 with one message if anything is off."""
-    parser = build_parser()
-    values = vars(parser.parse_args(argv))
-    top: dict[str, Any] = {}
-    groups: dict[str, dict[str, Any]] = {name: {} for name in _GROUPS}
-    for key, value in values.items():
-        group, _, name = key.rpartition(".")
-        if group:
-            groups[group][name] = value
-        else:
-            top[key] = tuple(value) if isinstance(value, list) else value
-    try:
-        return Config(
-            **top,
-            limits=Limits(**groups["limits"]),
-            timeouts=Timeouts(**groups["timeouts"]),
-            websocket=WebSocket(**groups["websocket"]),
-            tls=TLS(**groups["tls"]),
-        )
-    except ConfigError as exc:
-        parser.error(str(exc))
+    """The Config from this process's command line, environment and config file."""
+    return _load_or_exit(sys.argv[1:] if argv is None else argv)[1].config
+
+
+def _render(setting: Setting, value: Any) -> str:
+    """A value as TOML would spell it, so an empty string and no value look different."""
+    if value is None:
+        return "(none)"
+    if setting.key in SECRET_KEYS:
+        return '"***"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(json.dumps(item) for item in value) + "]"
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def format_origins(loaded: Loaded) -> str:
+    """The --print-config table: one aligned row per setting, in declaration order."""
+    rows = [("SETTING", "VALUE", "SOURCE")]
+    rows += [(s.key, _render(s, loaded.value(s)), str(loaded.origins[s.key])) for s in SETTINGS]
+    key_w = max(len(row[0]) for row in rows)
+    value_w = max(len(row[1]) for row in rows)
+    return "".join(f"{k:<{key_w}}  {v:<{value_w}}  {o}\n" for k, v, o in rows)
 
 
 def _check_choices(config: Config) -> None:
@@ -145,8 +108,20 @@ def _fail(code: int, message: str, *args: object) -> NoReturn:
     sys.exit(code)
 
 
-def main(argv: Sequence[str] | None = None) -> NoReturn:
-    config = config_from_args(argv)
+def _validate(config: Config) -> None:
+    """Checks that need more than the Config itself; exits 2 naming what is wrong."""
+    try:
+        _check_choices(config)
+        for value in config.bind:
+            sockets.parse_bind(value)
+        identity.resolve(config)  # resolved again by the Arbiter; checked here for exit 2
+        tls.server_context(config.tls)  # built again in each worker; checked here
+    except ConfigError as exc:
+        _usage_error(str(exc))
+
+
+def _configure_logging(config: Config) -> None:
+    """A log file that cannot be opened or a broken --log-config is bad usage: exit 2."""
     try:
         configure(
             config.log_level,
@@ -157,15 +132,31 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except (OSError, ValueError) as exc:
         print(f"hybridserve: error: cannot set up logging: {exc}", file=sys.stderr)  # noqa: T201
         sys.exit(EXIT_USAGE)
+
+
+def _check_app(config: Config) -> NoReturn:
+    """--check-config: import the app as a worker would, say what it speaks, and exit."""
     try:
-        _check_choices(config)
-        for value in config.bind:
-            sockets.parse_bind(value)
-        identity.resolve(config)  # resolved again by the Arbiter; checked here for exit 2
-        tls.server_context(config.tls)  # built again in each worker; checked here
-    except ConfigError as exc:
-        print(f"hybridserve: error: {exc}", file=sys.stderr)  # noqa: T201  # before logging
-        sys.exit(EXIT_USAGE)
+        prepare_path(config.app_dir, config.chdir)
+        _, interface = load_app(config.app, interface=config.interface, factory=config.factory)
+    except AppLoadError as exc:
+        print(f"hybridserve: error: cannot load the app: {exc}", file=sys.stderr)  # noqa: T201
+        sys.exit(EXIT_APP_LOAD)
+    name = config.app or "(the demo app)"
+    sys.stdout.write(f"hybridserve: config OK; app {name} loads as {interface}\n")
+    sys.exit(EXIT_OK)
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    command, loaded = _load_or_exit(sys.argv[1:] if argv is None else argv)
+    config = loaded.config
+    if command.print_config:
+        sys.stdout.write(format_origins(loaded))
+        sys.exit(EXIT_OK)
+    _validate(config)
+    _configure_logging(config)
+    if command.check_config:
+        _check_app(config)
     identity.apply_umask(config)
     try:
         prepare_path(config.app_dir, config.chdir)
@@ -176,6 +167,11 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         )
     except AppLoadError as exc:
         _fail(EXIT_APP_LOAD, "Cannot load the app: %s", exc)
+    _serve(config, preloaded)
+
+
+def _serve(config: Config, preloaded: tuple[Any, str] | None) -> NoReturn:
+    """Bind, hand over to the master, and clean up the listeners after it returns."""
     inherited = bool(os.environ.get(sockets.INHERIT_ENV))
     try:
         listeners = [sock for _, sock in sockets.open_listeners(config.bind, config.backlog)]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from hybridserve.cli import build_parser, config_from_args
+from hybridserve.cli import config_from_args
 from hybridserve.config import Config, Limits, Timeouts
 from hybridserve.errors import ConfigError
 from hybridserve.master.sockets import parse_bind
+from hybridserve.sources import build_parser
 
 
 def test_defaults() -> None:
