@@ -9,12 +9,13 @@ loaded, 1 for anything else (a port already in use, say).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from hybridserve import __version__
@@ -30,7 +31,7 @@ from hybridserve.errors import (
 )
 from hybridserve.log import configure
 from hybridserve.master import identity, sockets
-from hybridserve.master.arbiter import Arbiter
+from hybridserve.master.arbiter import LAUNCH_DIR, Arbiter
 from hybridserve.sources import (
     SETTINGS,
     CommandLine,
@@ -38,6 +39,7 @@ from hybridserve.sources import (
     Setting,
     build_parser,
     load,
+    load_config,
     parse_command_line,
 )
 from hybridserve.worker import tls
@@ -148,7 +150,8 @@ def _check_app(config: Config) -> NoReturn:
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    command, loaded = _load_or_exit(sys.argv[1:] if argv is None else argv)
+    args = tuple(sys.argv[1:] if argv is None else argv)
+    command, loaded = _load_or_exit(args)
     config = loaded.config
     if command.print_config:
         sys.stdout.write(format_origins(loaded))
@@ -167,10 +170,12 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         )
     except AppLoadError as exc:
         _fail(EXIT_APP_LOAD, "Cannot load the app: %s", exc)
-    _serve(config, preloaded)
+    _serve(config, preloaded, functools.partial(load_config, args, cwd=LAUNCH_DIR))
 
 
-def _serve(config: Config, preloaded: tuple[Any, str] | None) -> NoReturn:
+def _serve(
+    config: Config, preloaded: tuple[Any, str] | None, reread: Callable[[], Config]
+) -> NoReturn:
     """Bind, hand over to the master, and clean up the listeners after it returns."""
     inherited = bool(os.environ.get(sockets.INHERIT_ENV))
     try:
@@ -181,7 +186,7 @@ def _serve(config: Config, preloaded: tuple[Any, str] | None) -> NoReturn:
     log.info("hybridserve %s, master pid %d", __version__, os.getpid())
     for sock in listeners:
         log.info("Listening at %s", sockets.describe(sock, tls=config.tls.enabled))
-    arbiter = Arbiter(config, listeners, preloaded)
+    arbiter = Arbiter(config, listeners, preloaded, reload_config=reread)
     try:
         code = arbiter.run()
     finally:

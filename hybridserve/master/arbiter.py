@@ -12,6 +12,7 @@ once every new worker reports ready, so a reload never leaves the listeners unse
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import select
@@ -21,12 +22,13 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 from hybridserve.config import Config
-from hybridserve.errors import EXIT_APP_LOAD, EXIT_ERROR, EXIT_OK
+from hybridserve.errors import EXIT_APP_LOAD, EXIT_ERROR, EXIT_OK, ConfigError
 from hybridserve.log import reopen_files
 from hybridserve.master import identity, metrics, sockets, systemd
 from hybridserve.worker import server as worker_server
@@ -46,6 +48,25 @@ HANDLED_SIGNALS = (
     signal.SIGCHLD,
 )
 LAUNCH_DIR = os.getcwd()  # imported by the CLI before --chdir: where a USR2 re-exec starts
+# Settings a HUP cannot change: they shaped the master, its sockets or its identity.
+STARTUP_ONLY = (
+    "bind",
+    "backlog",
+    "user",
+    "group",
+    "umask",
+    "pid_file",
+    "metrics_bind",
+    "preload",
+    "reload",
+    "reload_dirs",
+    "chdir",
+    "app_dir",
+    "tls",
+    "error_log",
+    "access_log",
+    "log_config",
+)
 MAX_BOOT_FAILURES = 5  # consecutive workers dying before ready: the app can't boot
 KILL_GRACE_S = 1.0  # after SIGABRT/SIGQUIT, before SIGKILL
 
@@ -81,8 +102,11 @@ class Arbiter:
         config: Config,
         listeners: list[socket.socket],
         preloaded: tuple[Any, str] | None = None,
+        *,
+        reload_config: Callable[[], Config] | None = None,
     ) -> None:
         self.config = config
+        self._reload_config = reload_config
         self.listeners = listeners
         self.preloaded = preloaded
         self.target = config.workers
@@ -314,9 +338,29 @@ class Arbiter:
         if self._stopping:
             return
         self._notifier.reloading()
+        self._reread_config()
         self.generation += 1
         self._next_spawn = 0.0
         log.info("Reloading: starting worker generation %d", self.generation)
+
+    def _reread_config(self) -> None:
+        """HUP: the new generation gets the settings as flags, env and file say now."""
+        if self._reload_config is None:
+            return
+        try:
+            fresh = self._reload_config()
+        except ConfigError as exc:
+            log.error("Config not reloaded, keeping the old one: %s", exc)
+            return
+        old = self.config
+        fixed = {name: getattr(old, name) for name in STARTUP_ONLY}
+        changed = [name for name, value in fixed.items() if getattr(fresh, name) != value]
+        if changed:
+            log.warning("Changed settings that need a restart (USR2): %s", ", ".join(changed))
+        self.config = dataclasses.replace(fresh, **fixed)
+        if self.config.workers != old.workers:
+            self.target = self.config.workers
+        log.info("Config reloaded")
 
     def _shrink(self) -> None:
         if self.target <= 1:

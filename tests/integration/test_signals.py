@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -98,4 +99,23 @@ def test_ttin_and_ttou_change_the_live_worker_count(serve: ServeFactory) -> None
     server.send_signal(signal.SIGTTOU)  # never below one
     server.wait_for("Worker count already 1")
     assert len(server.worker_pids()) == 1
+    assert httpx.get(server.url + "/").status_code == 200
+
+
+def test_hup_rereads_the_config_file(serve: ServeFactory, tmp_path: Path) -> None:
+    conf = tmp_path / "hs.toml"
+    conf.write_text("workers = 1\n")
+    server = serve("--config", str(conf))
+    assert len(server.worker_pids()) == 1
+    conf.write_text("workers = 2\nbacklog = 10\n")
+    mark = len(server.lines)
+    server.send_signal(signal.SIGHUP)
+    server.wait_for("Changed settings that need a restart \\(USR2\\): backlog", after=mark)
+    server.wait_for("Ready: 2 workers", after=mark)
+    assert wait_until(lambda: len(server.worker_pids()) == 2, 10)
+    conf.write_text("workers = 'many'\n")
+    mark = len(server.lines)
+    server.send_signal(signal.SIGHUP)
+    server.wait_for("Config not reloaded, keeping the old one: .*workers", after=mark)
+    server.wait_for("Ready: 2 workers", after=mark)
     assert httpx.get(server.url + "/").status_code == 200
