@@ -216,7 +216,7 @@ class HTTPProtocol(asyncio.Protocol):
     def _apply_proxy_headers(self, request: Request) -> None:
         """Client, scheme and Host as the trusted proxy reports them, for this request."""
         assert self._state.proxies is not None
-        seen = self._state.proxies.resolve(self._peer, request.headers)
+        seen = self._state.proxies.read(self._peer, request.headers)
         self.client = seen.client if seen and seen.client else self._peer
         self.scheme = seen.scheme if seen and seen.scheme else self._peer_scheme
         if seen and seen.host:

@@ -60,6 +60,10 @@ class TrustedProxies:
         """The forwarded view of a request from ``peer``, or None if nothing applies."""
         if not self.trusts(peer[0] if peer else None):
             return None
+        return self.read(peer, headers)
+
+    def read(self, peer: Address, headers: Headers) -> Forwarded | None:
+        """Like ``resolve`` for a peer already known to be trusted (once per connection)."""
         xff = proto = xhost = forwarded = None
         for name, value in headers:
             if name == b"forwarded":
