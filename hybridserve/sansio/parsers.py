@@ -86,7 +86,9 @@ class H11Backend:
                 raise ProtocolError(str(exc), exc.error_status_hint) from None
             kind = type(ev)
             if kind is h11.Data:
-                out.append(Body(ev.data))  # type: ignore[union-attr]  # narrowed by kind
+                data = ev.data  # type: ignore[union-attr]  # narrowed by kind
+                # h11 hands out a bytearray for chunked bodies; apps are owed bytes.
+                out.append(Body(data if type(data) is bytes else bytes(data)))
             elif kind is h11.Request:
                 req: h11.Request = ev  # type: ignore[assignment]  # narrowed by kind
                 out.append(
