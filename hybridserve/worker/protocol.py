@@ -13,7 +13,9 @@ import logging
 from time import perf_counter
 from typing import TYPE_CHECKING, cast
 
+from hybridserve.apps.asgi import ASGIAdapter
 from hybridserve.apps.types import Address, Cycle
+from hybridserve.apps.websocket import WebSocketSession
 from hybridserve.errors import ProtocolError
 from hybridserve.sansio import proxy_protocol
 from hybridserve.sansio.connection import ServerConnection
@@ -54,6 +56,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._conn = ServerConnection(state.config.limits, state.http_backend)
         self._cycle: Cycle | None = None
+        self._upgraded: WebSocketSession | None = None  # owns the connection after a 101
         self._cycle_started = False
         self._reading_paused = False
         self._fresh = True  # counted in state.fresh until its first request
@@ -99,6 +102,9 @@ class HTTPProtocol(asyncio.Protocol):
             data = self._take_proxy_header(data)
             if not data:
                 return
+        if self._upgraded is not None:
+            self._upgraded.data_received(data)
+            return
         if self._cycle is None:
             if self._deadline_kind == IDLE:
                 self._set_deadline(HEAD, self._state.config.timeouts.request_head_s)
@@ -138,6 +144,8 @@ class HTTPProtocol(asyncio.Protocol):
         return rest
 
     def eof_received(self) -> bool:
+        if self._upgraded is not None:
+            return self._upgraded.eof_received()
         try:
             events = self._conn.receive(b"")
         except ProtocolError:
@@ -159,16 +167,25 @@ class HTTPProtocol(asyncio.Protocol):
             self._cycle = None
             state.in_flight -= 1
             cycle.disconnected()
+        upgraded = self._upgraded
+        if upgraded is not None:
+            self._upgraded = None
+            state.in_flight -= 1
+            upgraded.connection_lost()
         state.capacity_freed()
 
     def pause_writing(self) -> None:
         self._write_deadline = self._state.now + self._state.config.timeouts.write_s
-        if self._cycle is not None:
+        if self._upgraded is not None:
+            self._upgraded.pause_writing()
+        elif self._cycle is not None:
             self._cycle.pause_writing()
 
     def resume_writing(self) -> None:
         self._write_deadline = 0.0
-        if self._cycle is not None:
+        if self._upgraded is not None:
+            self._upgraded.resume_writing()
+        elif self._cycle is not None:
             self._cycle.resume_writing()
 
     # -- request dispatch ---------------------------------------------------------
@@ -211,7 +228,15 @@ class HTTPProtocol(asyncio.Protocol):
         self._started_at = perf_counter()  # uvloop's loop.time() has 1 ms steps
         if self._proxied:
             self._apply_proxy_headers(request)
-        self._cycle = state.adapter.new_cycle(request, self)
+        adapter = state.adapter
+        if (
+            request.upgrade == b"websocket"
+            and isinstance(adapter, ASGIAdapter)
+            and state.config.websocket.backend != "none"
+        ):
+            self._cycle = WebSocketSession(adapter, request, self, state.config.websocket)
+        else:
+            self._cycle = adapter.new_cycle(request, self)
 
     def _apply_proxy_headers(self, request: Request) -> None:
         """Client, scheme and Host as the trusted proxy reports them, for this request."""
@@ -283,6 +308,38 @@ class HTTPProtocol(asyncio.Protocol):
             self._transport.resume_reading()
             if self._cycle is not None and not self._conn.request_complete:
                 self._set_deadline(BODY, self._state.config.timeouts.body_read_s)
+
+    # -- after a WebSocket handshake: the session writes its frames itself -------------
+    def switch_protocols(self, session: WebSocketSession, head: bytes) -> None:
+        """Write the 101; the request is done, and the connection (still in flight) is the
+        session's from now on."""
+        state = self._state
+        self._status = 101
+        self._response_headers = []
+        self._write(head)
+        self._conn.abandon()
+        self._cycle = None
+        self._cycle_started = False
+        self._upgraded = session
+        self._deadline_kind = NO_DEADLINE
+        state.record(101, perf_counter() - self._started_at)
+        state.request_done()
+        if state.access_log is not None:
+            self._log_access(state.access_log)
+        self.resume_reading()
+        if self._close_after or state.draining:
+            session.shutdown()
+
+    def write(self, data: bytes) -> None:
+        self._write(data)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def reset(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
 
     def _write(self, data: bytes) -> None:
         if data and self._transport is not None:
@@ -357,6 +414,9 @@ class HTTPProtocol(asyncio.Protocol):
     def shutdown(self) -> None:
         """Graceful stop: close now if idle, else once the current response is done."""
         self._close_after = True
+        if self._upgraded is not None:
+            self._upgraded.shutdown()
+            return
         # A fresh connection's request may be on its way: let it come (its deadline still
         # applies). Only an idle keep-alive connection is closed at once.
         if self._cycle is None and not self._fresh and self._transport is not None:

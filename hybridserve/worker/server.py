@@ -31,7 +31,7 @@ from hybridserve.log import queue_access_log, reopen_files
 from hybridserve.worker import tls
 from hybridserve.worker.protocol import HTTPProtocol
 from hybridserve.worker.slots import ASGI, BOOTING, DRAINING, READY, WSGI, Slots
-from hybridserve.worker.state import WorkerState
+from hybridserve.worker.state import FRESH_GRACE_S, WorkerState
 
 log = logging.getLogger("hybridserve.error")
 
@@ -82,12 +82,14 @@ class Acceptor:
         self._watching = False
         self._stopped = False
         self._backoff: asyncio.TimerHandle | None = None
+        self._recheck: asyncio.TimerHandle | None = None
         state.on_room = self.resume
 
     def resume(self) -> None:
         if self._watching or self._stopped or self._backoff is not None:
             return
         if self._state.room() <= 0:
+            self._recheck_when_fresh_age()
             return
         self._watching = True
         for sock in self._listeners:
@@ -97,6 +99,15 @@ class Acceptor:
         for sock in self._listeners:
             if self._watching:
                 self._accept(sock)
+
+    def _recheck_when_fresh_age(self) -> None:
+        """Young fresh connections stop counting soon: look again then, once."""
+        if self._recheck is None and self._state.fresh:
+            self._recheck = self._loop.call_later(FRESH_GRACE_S, self._recheck_now)
+
+    def _recheck_now(self) -> None:
+        self._recheck = None
+        self.resume()
 
     def pause(self) -> None:
         if self._watching:
@@ -132,6 +143,7 @@ class Acceptor:
         for _ in range(ACCEPT_BATCH):
             if state.room() <= 0:
                 self.pause()
+                self._recheck_when_fresh_age()
                 return
             try:
                 sock, _addr = listener.accept()
@@ -148,8 +160,7 @@ class Acceptor:
 
     def _take(self, sock: socket.socket) -> None:
         state = self._state
-        state.fresh += 1
-        state.accepted += 1
+        state.note_accept()
         sock.setblocking(False)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

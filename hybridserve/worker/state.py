@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable
 from email.utils import formatdate
 from typing import TYPE_CHECKING
@@ -23,6 +24,9 @@ from hybridserve.worker.slots import DURATION_BUCKETS_S, Counters
 
 if TYPE_CHECKING:
     from hybridserve.worker.protocol import HTTPProtocol
+
+
+FRESH_GRACE_S = 0.02  # a new connection's request follows its handshake within this
 
 
 def date_line() -> bytes:
@@ -52,6 +56,7 @@ class WorkerState:
         self.connections: set[HTTPProtocol] = set()
         self.in_flight = 0
         self.fresh = 0
+        self._recent: deque[float] = deque()  # accept times within FRESH_GRACE_S
         self.requests = 0
         self.accepted = 0
         self.draining = False
@@ -66,11 +71,29 @@ class WorkerState:
         self.on_room: Callable[[], None] = lambda: None
         self.on_quota: Callable[[], None] = lambda: None
 
+    def note_accept(self) -> None:
+        self.fresh += 1
+        self.accepted += 1
+        self._recent.append(self.loop.time())
+
+    def _young_fresh(self) -> int:
+        """Fresh connections that may still be about to send a request.
+
+        Counting every fresh connection would let a few slowloris clients (connect, send
+        nothing) shut the worker's accept; counting none would let one worker grab a whole
+        burst before reading any request. Only those accepted in the last FRESH_GRACE_S
+        count.
+        """
+        recent, horizon = self._recent, self.loop.time() - FRESH_GRACE_S
+        while recent and recent[0] <= horizon:
+            recent.popleft()
+        return min(self.fresh, len(recent))
+
     def room(self) -> int:
         """How many more connections this worker should accept now."""
         if self.draining:
             return 0
-        room = self.capacity - self.in_flight - self.fresh if self.capacity else 1 << 30
+        room = self.capacity - self.in_flight - self._young_fresh() if self.capacity else 1 << 30
         cap = self.config.limit_connections
         if cap:
             room = min(room, cap - len(self.connections) - self.fresh)

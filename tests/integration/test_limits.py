@@ -97,3 +97,18 @@ def test_proxy_protocol_header_gives_the_client(serve: ServeFactory) -> None:
         body = json.loads(read_response(sock).body)
     assert body == {"scheme": "http", "client": "203.0.113.5"}  # and its XFF is not believed
     assert server.exchange(get("/")) == b""  # no PROXY header: closed without an answer
+
+
+def test_silent_and_slow_connections_do_not_shut_accept(serve: ServeFactory) -> None:
+    """Slowloris: 20 clients that connect and dribble, on 1 worker with 2 threads."""
+    server = serve("-w", "1", "--threads", "2")
+    loris = [server.connect() for _ in range(20)]
+    for i, sock in enumerate(loris):
+        if i % 2:
+            sock.sendall(b"GET / HTTP/1.1\r\nHo")
+    time.sleep(0.3)
+    started = time.monotonic()
+    assert httpx.get(server.url + "/", timeout=5).status_code == 200
+    assert time.monotonic() - started < 1
+    for sock in loris:
+        sock.close()
