@@ -170,8 +170,9 @@ class HTTPCycle:
             body = message.get("body", b"")
             more = message.get("more_body", False)
             if not self._head_sent:
-                self._head_sent = True
+                # Raises ResponseError for an invalid head, before writing: still room for a 500.
                 self._channel.send_head(self._status, self._headers, body, not more)
+                self._head_sent = True
             else:
                 self._channel.send_body(body, not more)
             if not more:
@@ -209,6 +210,9 @@ class HTTPCycle:
         self._complete = True
         if self._head_sent:
             self._channel.abort()
-        else:
-            self._head_sent = True
+            return
+        self._head_sent = True
+        try:
             self._channel.send_head(500, ERROR_HEADERS, ERROR_BODY, True)
+        except ResponseError:  # the app's head was taken but its body refused: nothing sent
+            self._channel.abort()

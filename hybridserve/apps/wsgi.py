@@ -52,7 +52,9 @@ class WSGIInput:
         with self._cond:
             self._buf += data
             self._cond.notify()
-            self._paused = len(self._buf) > INPUT_HIGH_BYTES
+            # Only the reader un-pauses: clearing the flag here could leave the socket
+            # paused with nobody left to resume it.
+            self._paused = self._paused or len(self._buf) > INPUT_HIGH_BYTES
             return self._paused
 
     def feed_eof(self, *, disconnected: bool = False) -> None:
@@ -144,7 +146,8 @@ def build_environ(
     path = unquote_to_bytes(raw_path).decode("latin-1")
     if root_path and (path == root_path or path.startswith(root_path + "/")):
         path = path[len(root_path) :]
-    server_name, server_port = server if server else ("", 0)
+    # A Unix socket has no host or port, but PEP 3333 wants both non-empty (as waitress).
+    server_name, server_port = server if server else ("localhost", 443 if scheme == "https" else 80)
     environ: Environ = {
         "REQUEST_METHOD": request.method.decode("latin-1"),
         "SCRIPT_NAME": root_path,
@@ -175,8 +178,11 @@ def build_environ(
             environ["CONTENT_LENGTH"] = text
         elif name == b"host":
             environ["HTTP_HOST"] = text
-            host, _, port = text.rpartition(":") if text[-1:].isdigit() else (text, "", "")
-            environ["SERVER_NAME"] = host or text
+            host, colon, port = text.rpartition(":")
+            if not (colon and port.isdigit()):  # no port: "10.0.0.1", "[::1]"
+                host, port = text, ""
+            if host:  # an empty Host must not empty SERVER_NAME (PEP 3333 requires it)
+                environ["SERVER_NAME"] = host
             if port:
                 environ["SERVER_PORT"] = port
         else:
@@ -266,9 +272,23 @@ class WSGICycle:
             self._fail_on_loop(head is not None)
 
     def _fail_on_loop(self, head_unsent: bool) -> None:
-        if head_unsent:
+        """End the response in error: a 500 if no head went out, else a cut connection.
+
+        The cycle counts as gone from here on: bytes the thread still has in flight would
+        otherwise land in the connection's next response, and the thread stops at its next
+        send instead of producing them. Once gone, the connection is no longer ours to end.
+        """
+        with self._flow:
+            if self._gone:
+                return
+            self._gone = True
+            self._flow.notify_all()
+        if not head_unsent:
+            self._channel.abort()
+            return
+        try:
             self._channel.send_head(500, ERROR_HEADERS, ERROR_BODY, True)
-        else:
+        except ResponseError:  # the app's head was taken but its body refused: nothing sent
             self._channel.abort()
 
     # -- app thread ---------------------------------------------------------------
