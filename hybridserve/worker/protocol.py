@@ -60,6 +60,8 @@ class HTTPProtocol(asyncio.Protocol):
         self._cycle_started = False
         self._reading_paused = False
         self._fresh = True  # counted in state.fresh until its first request
+        self._silent = True  # counted in state.silent until its first bytes
+        self.connected = False  # connection_made ran (its counters are ours to settle)
         self._close_after = False  # draining: close once the current response is done
         self._request: Request | None = None
         self._status = 0
@@ -80,6 +82,7 @@ class HTTPProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self._transport = transport
+        self.connected = True
         self.client = self._peer = _address(transport.get_extra_info("peername"))
         self.server = _address(transport.get_extra_info("sockname"))
         if transport.get_extra_info("sslcontext") is not None:
@@ -98,6 +101,17 @@ class HTTPProtocol(asyncio.Protocol):
         )
 
     def data_received(self, data: bytes) -> None:
+        if self._silent:
+            self._silent = False
+            self._state.silent -= 1
+            self._dispatch(data)
+            # No longer held in reserve (its request, if whole, now counts in flight):
+            # the worker may take the next connection now rather than in 20 ms.
+            self._state.capacity_freed()
+        else:
+            self._dispatch(data)
+
+    def _dispatch(self, data: bytes) -> None:
         if self._proxy_header is not None:
             data = self._take_proxy_header(data)
             if not data:
@@ -152,8 +166,9 @@ class HTTPProtocol(asyncio.Protocol):
             events = []
         if events:
             self._handle(events)
-        # Keep the transport open for writing while a response is still owed.
-        return self._cycle is not None
+        # The client is gone, as uvicorn and hypercorn read an EOF too: close, so the
+        # cycle hears of it (http.disconnect, or a WSGI response cut short).
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         state = self._state
@@ -162,6 +177,9 @@ class HTTPProtocol(asyncio.Protocol):
         if self._fresh:
             self._fresh = False
             state.fresh -= 1
+        if self._silent:
+            self._silent = False
+            state.silent -= 1
         cycle = self._cycle
         if cycle is not None:
             self._cycle = None
@@ -398,7 +416,8 @@ class HTTPProtocol(asyncio.Protocol):
             return
         if self._write_deadline and now >= self._write_deadline:
             log.debug("client %s stopped reading; dropping the connection", self.client)
-            self.abort()
+            self._conn.abandon()
+            self._transport.abort()  # close() would wait for the unread bytes to flush
             return
         kind = self._deadline_kind
         if kind == NO_DEADLINE or now < self.deadline:

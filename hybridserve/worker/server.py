@@ -102,7 +102,7 @@ class Acceptor:
 
     def _recheck_when_fresh_age(self) -> None:
         """Young fresh connections stop counting soon: look again then, once."""
-        if self._recheck is None and self._state.fresh:
+        if self._recheck is None and self._state.silent:
             self._recheck = self._loop.call_later(FRESH_GRACE_S, self._recheck_now)
 
     def _recheck_now(self) -> None:
@@ -191,8 +191,9 @@ class Acceptor:
         except Exception as exc:
             log.debug("connection setup failed: %s", exc)
             sock.close()
-            if not made or made[0].client is None:
+            if not made or not made[0].connected:
                 self._state.fresh -= 1
+                self._state.silent -= 1
                 self._state.capacity_freed()
 
 

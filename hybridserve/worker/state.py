@@ -56,6 +56,7 @@ class WorkerState:
         self.connections: set[HTTPProtocol] = set()
         self.in_flight = 0
         self.fresh = 0
+        self.silent = 0  # accepted, nothing received yet
         self._recent: deque[float] = deque()  # accept times within FRESH_GRACE_S
         self.requests = 0
         self.accepted = 0
@@ -73,21 +74,22 @@ class WorkerState:
 
     def note_accept(self) -> None:
         self.fresh += 1
+        self.silent += 1
         self.accepted += 1
         self._recent.append(self.loop.time())
 
     def _young_fresh(self) -> int:
-        """Fresh connections that may still be about to send a request.
+        """New connections whose request is probably on its way, as capacity they will use.
 
-        Counting every fresh connection would let a few slowloris clients (connect, send
-        nothing) shut the worker's accept; counting none would let one worker grab a whole
-        burst before reading any request. Only those accepted in the last FRESH_GRACE_S
-        count.
+        Counting none would let one worker grab a whole burst before reading any request;
+        counting every connection without a request would let slowloris clients (connect,
+        dribble or send nothing) shut the worker's accept. So only those that have sent
+        nothing yet and were accepted in the last FRESH_GRACE_S count.
         """
         recent, horizon = self._recent, self.loop.time() - FRESH_GRACE_S
         while recent and recent[0] <= horizon:
             recent.popleft()
-        return min(self.fresh, len(recent))
+        return min(self.silent, len(recent))
 
     def room(self) -> int:
         """How many more connections this worker should accept now."""

@@ -132,11 +132,6 @@ def test_long_poll_gets_http_disconnect_on_a_reset(asgi: Server) -> None:
     assert events(asgi, "poll-reset", until=2) == ["waiting", "http.disconnect"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HTTPProtocol.eof_received keeps a connection whose response is owed open, "
-    "so the cycle never hears that the client closed",
-)
 def test_long_poll_gets_http_disconnect_on_a_close(serve: ServeFactory) -> None:
     # Its own server: while the bug lasts, the open connection holds up a graceful stop.
     server = serve("asgi_apps:app", "-w", "1", "--lifespan", "off", "--graceful-timeout", "1")
