@@ -23,9 +23,22 @@ HEAD = b"GET / HTTP/1.1\r\nHost: loris\r\nX-Padding: " + b"a" * 200
 
 def start_server(interface: str) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hybridserve", "-w", "1", "--interface", interface,
-         "--bind", "127.0.0.1:0", "--timeout-request-head", "60"],
-        cwd=ROOT, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "hybridserve",
+            "-w",
+            "1",
+            "--interface",
+            interface,
+            "--bind",
+            "127.0.0.1:0",
+            "--timeout-request-head",
+            "60",
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stderr is not None
     port = 0
@@ -41,7 +54,9 @@ def start_server(interface: str) -> tuple[subprocess.Popen[str], int]:
 def wrk_p99_ms(port: int, seconds: int) -> tuple[float, float]:
     out = subprocess.run(
         ["wrk", "-t1", "-c16", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}/"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
     value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
