@@ -111,6 +111,12 @@ class HTTPCycle:
     def start(self) -> None:
         self.task = self._channel.loop.create_task(self._run())
 
+    def expire(self) -> None:
+        """Past --request-timeout: cancel the app's task (a coroutine can be stopped)."""
+        self._gone = True
+        if self.task is not None:
+            self.task.cancel()
+
     def disconnected(self) -> None:
         self._gone = True
         self._wake()

@@ -251,6 +251,9 @@ class WebSocketSession:
     def disconnected(self) -> None:
         self.connection_lost()
 
+    def expire(self) -> None:
+        """Exempt from --request-timeout: a WebSocket lives as long as it is used."""
+
     def pause_writing(self) -> None:
         self._write_paused = True
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
 from typing import IO, Any
@@ -199,12 +200,25 @@ class WSGIAdapter:
     """Runs each request's app call on the executor."""
 
     def __init__(
-        self, app: WSGIApp, executor: Executor, *, root_path: str, multiprocess: bool
+        self,
+        app: WSGIApp,
+        executor: Executor,
+        *,
+        root_path: str,
+        multiprocess: bool,
+        on_threads_lost: Callable[[int], None] = lambda lost: None,
     ) -> None:
         self.app = app
         self.executor = executor
         self.root_path = root_path
         self.multiprocess = multiprocess
+        self.lost_threads = 0  # stuck past --request-timeout: written off until they return
+        self._on_threads_lost = on_threads_lost
+
+    def thread_lost(self, delta: int) -> None:
+        """Loop thread: a thread was written off (+1) or came back (-1)."""
+        self.lost_threads += delta
+        self._on_threads_lost(self.lost_threads)
 
     def new_cycle(self, request: Request, channel: Channel) -> WSGICycle:
         return WSGICycle(self, request, channel)
@@ -226,6 +240,8 @@ class WSGICycle:
         self._status = 0
         self._headers: Headers | None = None
         self._head_sent = False
+        self._thread = 0  # ident of the thread running the app, while it does
+        self._lost = False
 
     # -- loop thread --------------------------------------------------------------
     def feed_body(self, data: bytes) -> None:
@@ -237,6 +253,21 @@ class WSGICycle:
 
     def start(self) -> None:
         self._adapter.executor.submit(self._run)
+
+    def expire(self) -> None:
+        """Past --request-timeout: log where the thread is stuck and write the thread off.
+
+        A thread cannot be stopped from outside; it is given back if it ever returns.
+        """
+        thread = self._thread
+        frame = sys._current_frames().get(thread) if thread else None
+        if frame is None:
+            log.error("WSGI request %r expired before a thread ran it", self._request.target)
+            return
+        stack = "".join(traceback.format_stack(frame))
+        log.error("WSGI request %r stuck past its deadline at:\n%s", self._request.target, stack)
+        self._lost = True
+        self._adapter.thread_lost(+1)
 
     def disconnected(self) -> None:
         self._input.feed_eof(disconnected=True)
@@ -337,6 +368,16 @@ class WSGICycle:
         self._loop.call_soon_threadsafe(self._deliver, data, end, head)
 
     def _run(self) -> None:
+        self._thread = threading.get_ident()
+        try:
+            if not self._gone:  # the client may have left while this waited for a thread
+                self._run_app()
+        finally:
+            self._thread = 0
+            if self._lost:
+                self._loop.call_soon_threadsafe(self._adapter.thread_lost, -1)
+
+    def _run_app(self) -> None:
         request = self._request
         channel = self._channel
         environ = build_environ(

@@ -76,6 +76,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._peer: Address = None
         self._proxied = False  # the peer is a trusted proxy: believe its headers
         self._write_deadline = 0.0  # set while the client leaves our output unread
+        self._request_deadline = 0.0  # --request-timeout for the request in progress
         self._proxy_header: bytearray | None = None  # a PROXY header still to come
 
     # -- asyncio callbacks --------------------------------------------------------
@@ -240,6 +241,8 @@ class HTTPProtocol(asyncio.Protocol):
             return
         state.in_flight += 1
         self._set_deadline(BODY, state.config.timeouts.body_read_s)
+        request_s = state.config.timeouts.request_s
+        self._request_deadline = state.now + request_s if request_s else 0.0
         self._request = request
         self._status = 0
         self._sent_bytes = 0
@@ -340,6 +343,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._cycle_started = False
         self._upgraded = session
         self._deadline_kind = NO_DEADLINE
+        self._request_deadline = 0.0  # a WebSocket lives as long as it is used
         state.record(101, perf_counter() - self._started_at)
         state.request_done()
         if state.access_log is not None:
@@ -419,6 +423,9 @@ class HTTPProtocol(asyncio.Protocol):
             self._conn.abandon()
             self._transport.abort()  # close() would wait for the unread bytes to flush
             return
+        if self._request_deadline and now >= self._request_deadline:
+            self._expire()
+            return
         kind = self._deadline_kind
         if kind == NO_DEADLINE or now < self.deadline:
             return
@@ -429,6 +436,22 @@ class HTTPProtocol(asyncio.Protocol):
             self._reject(ProtocolError("request body not received in time", 408))
         else:
             self._transport.close()
+
+    def _expire(self) -> None:
+        """The request ran past --request-timeout: 503 if we still can, then close."""
+        self._request_deadline = 0.0
+        cycle, request = self._cycle, self._request
+        if cycle is None or request is None or self._transport is None:
+            return
+        log.error(
+            "%s %s ran past --request-timeout (%.0fs)",
+            request.method.decode("latin-1"),
+            request.target.decode("latin-1"),
+            self._state.config.timeouts.request_s,
+        )
+        cycle.expire()
+        self._status = 503
+        self._reject(ProtocolError("the request took too long", 503))
 
     def shutdown(self) -> None:
         """Graceful stop: close now if idle, else once the current response is done."""

@@ -239,6 +239,7 @@ class Worker:
             executor,
             root_path=config.root_path_stripped,
             multiprocess=config.workers > 1,
+            on_threads_lost=self._threads_lost,
         )
         return adapter, config.threads
 
@@ -332,6 +333,16 @@ class Worker:
     def _interrupt(self) -> None:
         self._interrupts += 1
         self.stop(self._interrupts > 1)
+
+    def _threads_lost(self, lost: int) -> None:
+        """Stuck threads leave less capacity; with none left, hand over to a new worker."""
+        self.state.lost_threads = lost
+        if lost >= self.config.threads and not self.state.draining:
+            log.error(
+                "Worker %d lost all %d threads to stuck requests; replacing it", os.getpid(), lost
+            )
+            self.slots.set_message(self.index, "request_timeout")
+            self.stop(False)
 
     def _quota_reached(self) -> None:
         log.info("Worker %d served %d requests; restarting", os.getpid(), self.state.requests)

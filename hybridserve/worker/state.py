@@ -56,6 +56,7 @@ class WorkerState:
         self.connections: set[HTTPProtocol] = set()
         self.in_flight = 0
         self.fresh = 0
+        self.lost_threads = 0  # WSGI threads stuck past --request-timeout
         self.silent = 0  # accepted, nothing received yet
         self._recent: deque[float] = deque()  # accept times within FRESH_GRACE_S
         self.requests = 0
@@ -95,7 +96,10 @@ class WorkerState:
         """How many more connections this worker should accept now."""
         if self.draining:
             return 0
-        room = self.capacity - self.in_flight - self._young_fresh() if self.capacity else 1 << 30
+        if self.capacity:
+            room = self.capacity - self.lost_threads - self.in_flight - self._young_fresh()
+        else:
+            room = 1 << 30
         cap = self.config.limit_connections
         if cap:
             room = min(room, cap - len(self.connections) - self.fresh)
