@@ -122,8 +122,24 @@ def test_a_killed_worker_is_replaced(serve: ServeFactory) -> None:
     assert wait_until(
         lambda: len(server.worker_pids()) == 2 and victim not in server.worker_pids(), 5
     )
+    replaced_s = time.monotonic() - started
     server.wait_for(f"Worker {victim} was killed by SIGKILL; replacing it")
-    assert time.monotonic() - started < 2
+    assert replaced_s < 2
+    assert fetch(server, "/").status_code == 200
+    print(f"killed worker replaced in {replaced_s:.2f}s")  # noqa: T201
+
+
+def test_term_to_a_worker_drains_it_and_it_is_replaced(serve: ServeFactory) -> None:
+    server = serve("-w", "1")
+    (worker,) = server.worker_pids()
+    with server.connect() as sock:
+        sock.sendall(get("/delay?ms=600"))
+        time.sleep(0.2)
+        os.kill(worker, signal.SIGTERM)
+        response = read_response(sock)
+    assert response.status == 200
+    assert response.header("connection") == "close"
+    assert wait_until(lambda: server.worker_pids() and server.worker_pids() != [worker], 5)
     assert fetch(server, "/").status_code == 200
 
 
