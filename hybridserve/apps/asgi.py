@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import deque
 from typing import Any
 from urllib.parse import unquote
@@ -21,6 +22,7 @@ from hybridserve.sansio.events import Headers, Request
 log = logging.getLogger("hybridserve.error")
 
 INPUT_HIGH_BYTES = 256 * 1024
+PATHSEND_PIECE = 256 * 1024
 ERROR_BODY = b"Internal Server Error\n"
 ERROR_HEADERS: Headers = [(b"content-type", b"text/plain; charset=utf-8")]
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
@@ -57,7 +59,11 @@ def build_scope(request: Request, channel: Channel, root_path: str, state: dict[
         "client": channel.client,
         "server": channel.server,
         "state": state.copy(),
-        "extensions": {},
+        "extensions": (
+            {"http.response.pathsend": {}, "http.response.trailers": {}}
+            if request.accepts_trailers
+            else {"http.response.pathsend": {}}
+        ),
     }
 
 
@@ -93,6 +99,8 @@ class HTTPCycle:
         self._headers: Headers | None = None
         self._head_sent = False
         self._complete = False
+        self._trailers = False  # the app announced http.response.trailers
+        self._trailer_headers: Headers = []
         self.task: asyncio.Task[None] | None = None
 
     # -- loop side, called by the protocol ----------------------------------------
@@ -168,28 +176,68 @@ class HTTPCycle:
                 raise ResponseError("http.response.start sent twice")
             self._status = message["status"]
             self._headers = [(bytes(n), bytes(v)) for n, v in message.get("headers", ())]
+            self._trailers = bool(message.get("trailers", False))
         elif kind == "http.response.body":
             if self._headers is None:
                 raise ResponseError("http.response.body sent before http.response.start")
             if self._complete:
                 raise ResponseError("http.response.body sent after the response completed")
-            body = message.get("body", b"")
-            more = message.get("more_body", False)
-            if not self._head_sent:
-                # Raises ResponseError for an invalid head, before writing: still room for a 500.
-                self._channel.send_head(self._status, self._headers, body, not more)
-                self._head_sent = True
-            else:
-                self._channel.send_body(body, not more)
-            if not more:
+            await self._send_body(message.get("body", b""), message.get("more_body", False))
+        elif kind == "http.response.trailers":
+            if not self._trailers or not self._head_sent or self._complete:
+                raise ResponseError("http.response.trailers without trailers=True, or too late")
+            self._trailer_headers += [(bytes(n), bytes(v)) for n, v in message.get("headers", ())]
+            if not message.get("more_trailers", False):
                 self._complete = True
+                self._channel.send_trailers(self._trailer_headers)
                 self._wake()
-            elif self._write_paused:
-                self._drain = self._channel.loop.create_future()
-                await self._drain
-                self._drain = None
+        elif kind == "http.response.pathsend":
+            await self._pathsend(message["path"])
         else:
             raise ResponseError(f"unexpected ASGI message type {kind!r}")
+
+    async def _send_body(self, body: bytes, more: bool) -> None:
+        if self._headers is None:
+            raise ResponseError("http.response.body sent before http.response.start")
+        if self._complete:
+            raise ResponseError("http.response.body sent after the response completed")
+        end = not more and not self._trailers  # with trailers, they end the response
+        if not self._head_sent:
+            # Raises ResponseError for an invalid head, before writing: still room for a 500.
+            self._channel.send_head(self._status, self._headers, body, end)
+            self._head_sent = True
+        else:
+            self._channel.send_body(body, end)
+        if end:
+            self._complete = True
+            self._wake()
+        elif self._write_paused:
+            self._drain = self._channel.loop.create_future()
+            await self._drain
+            self._drain = None
+
+    async def _pathsend(self, path: str) -> None:
+        """``http.response.pathsend``: the file's bytes in pieces, with backpressure.
+
+        uvloop transports have no sendfile(2) path, so this is not zero-copy; reads run
+        in a thread so a slow disk never stalls the loop.
+        """
+        if self._headers is None or self._head_sent:
+            raise ResponseError("http.response.pathsend needs a fresh http.response.start")
+        loop = self._channel.loop
+        with open(path, "rb") as fh:  # opening is instant; the reads go to a thread
+            size = os.fstat(fh.fileno()).st_size
+            if not any(name.lower() == b"content-length" for name, _ in self._headers):
+                self._headers.append((b"content-length", str(size).encode()))
+            trailers, self._trailers = self._trailers, False
+            sent = 0
+            while True:
+                piece = await loop.run_in_executor(None, fh.read, PATHSEND_PIECE)
+                sent += len(piece)
+                await self._send_body(piece, more=bool(piece) and sent < size)
+                if self._complete or self._gone:
+                    break
+            self._trailers = trailers
 
     async def _run(self) -> None:
         adapter = self._adapter

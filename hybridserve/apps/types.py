@@ -40,6 +40,9 @@ class Channel(Protocol):
     def send_body(self, data: bytes, end: bool) -> None:
         """Write body bytes; ``end`` completes the response."""
 
+    def send_trailers(self, trailers: Headers) -> None:
+        """End a chunked response with trailer fields."""
+
     def send_continue(self) -> None:
         """Send ``100 Continue`` if the client is waiting for it."""
 

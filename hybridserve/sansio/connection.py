@@ -17,7 +17,7 @@ from hybridserve.config import Limits
 from hybridserve.errors import ProtocolError, ResponseError
 from hybridserve.sansio.events import Body, EndOfRequest, Event, Headers, Request
 from hybridserve.sansio.parsers import ParserBackend, make_backend
-from hybridserve.sansio.writer import Framing, build_head
+from hybridserve.sansio.writer import Framing, build_head, header_line
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -134,6 +134,8 @@ class ServerConnection:
                     keep_alive = True
                 if b"upgrade" in tokens:
                     request.upgrade = b""
+            elif name == b"te":
+                request.accepts_trailers = b"trailers" in value.lower()
             elif name == b"expect":
                 if value.lower() == b"100-continue" and request.http_version == b"1.1":
                     request.expect_continue = True
@@ -215,6 +217,19 @@ class ServerConnection:
             if not self.request_complete:
                 self._keep_alive = False  # unread body bytes would look like a request
         return out
+
+    def send_trailers(self, trailers: Headers) -> bytes:
+        """End a chunked response with trailer fields (dropped if it is not chunked)."""
+        framing = self._framing
+        if framing is None or self.response_complete:
+            raise ResponseError("trailers sent outside a response")
+        if not framing.chunked or framing.no_body:
+            return self.send_body(b"", end=True)
+        lines = b"".join(header_line(name, value)[0] for name, value in trailers)
+        self.response_complete = True
+        if not self.request_complete:
+            self._keep_alive = False
+        return b"0\r\n" + lines + b"\r\n"
 
     def abandon(self) -> None:
         """The response cannot be completed; the connection must close."""

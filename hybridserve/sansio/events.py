@@ -22,6 +22,7 @@ class Request:
     keep_alive: bool
     expect_continue: bool = False
     upgrade: bytes | None = None
+    accepts_trailers: bool = False  # sent "TE: trailers"
 
 
 @dataclass(slots=True)

@@ -307,6 +307,12 @@ class HTTPProtocol(asyncio.Protocol):
         if end:
             self._finish()
 
+    def send_trailers(self, trailers: Headers) -> None:
+        if self._transport is None:
+            return
+        self._write(self._conn.send_trailers(trailers))
+        self._finish()
+
     def send_continue(self) -> None:
         if self._transport is not None:
             self._write(self._conn.continue_bytes())

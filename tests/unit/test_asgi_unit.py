@@ -94,7 +94,7 @@ def test_scope_keys_and_types() -> None:
         "client": ("192.0.2.7", 50123),
         "server": ("127.0.0.1", 8000),
         "state": {"db": 1},
-        "extensions": {},
+        "extensions": {"http.response.pathsend": {}},
     }
 
 
