@@ -44,6 +44,9 @@ class FakeChannel:
     def send_body(self, data: bytes, end: bool) -> None:
         self.calls.append(("body", data, end))
 
+    def send_trailers(self, trailers: Headers) -> None:
+        self.calls.append(("trailers", trailers))
+
     def send_continue(self) -> None:
         self.calls.append(("continue",))
 

@@ -155,6 +155,9 @@ class FakeChannel:
         status, headers, body = self.responses[-1]
         self.responses[-1] = (status, headers, body + data)
 
+    def send_trailers(self, trailers: Headers) -> None:
+        pass
+
     def send_continue(self) -> None:
         pass
 

@@ -329,6 +329,9 @@ class RecordingChannel:
         self.conn.send_body(data, end=end)
         self.calls.append(("body", data, end))
 
+    def send_trailers(self, trailers: Headers) -> None:
+        self.calls.append(("trailers", trailers))
+
     def send_continue(self) -> None:
         self.calls.append(("continue",))
 
