@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import ServeFactory
 from tests.harness import SocketReader, get
@@ -43,3 +46,23 @@ def test_pathsend_streams_the_file(serve: ServeFactory, tmp_path: Path) -> None:
         assert response.body == data
         sock.sendall(get("/file"))  # the connection is still good for the next request
         assert reader.read_response().body == data
+
+
+@pytest.mark.parametrize("interface", ["asgi", "wsgi"])
+def test_streamed_chunks_reach_the_client_as_they_are_made(
+    serve: ServeFactory, interface: str
+) -> None:
+    """SSE-style: each chunk is flushed when produced, not held until the end."""
+    server = serve("--interface", interface, "-w", "1")
+    with server.connect() as sock:
+        sock.sendall(get("/stream?chunks=3&size=5&interval_ms=400"))
+        started = time.monotonic()
+        first = sock.recv(65536)
+        first_s = time.monotonic() - started
+        rest = b""
+        while not rest.endswith(b"0\r\n\r\n"):
+            rest += sock.recv(65536)
+        total_s = time.monotonic() - started
+    assert b"xxxxx" in first
+    assert first_s < 0.3
+    assert total_s > 0.7
