@@ -1,24 +1,27 @@
 """WSGI (PEP 3333) on a bounded thread pool.
 
-Threads never touch the transport: the loop pushes body bytes into ``WSGIInput`` (a lock and
-a condition), and a thread hands response bytes back with ``call_soon_threadsafe``. A
-response given as a list goes back in one hop, head and body together; an iterator costs a
-hop per chunk, so streaming reaches the client as it is produced. Both directions are
+Threads never touch the transport. A body that is whole when the app starts (most are) is
+a plain BytesIO; one still arriving streams through ``WSGIInput`` (a lock and a condition).
+A thread hands response bytes back through the adapter's ``LoopMailbox``. A response given
+as a list goes back in one hop, head and body together; an iterator costs a hop per chunk,
+so streaming reaches the client as it is produced. Both directions are
 bounded: reading pauses above ``INPUT_HIGH_BYTES`` unread bytes, and a thread waits while
 more than ``OUTPUT_HIGH_BYTES`` are queued for the loop or the transport is full.
 """
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
 import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor
-from typing import IO, Any
+from typing import IO, Any, Protocol
 from urllib.parse import unquote_to_bytes
 
+from hybridserve.apps.threads import LoopMailbox
 from hybridserve.apps.types import Address, Channel, Environ, WSGIApp
 from hybridserve.errors import ResponseError
 from hybridserve.sansio.events import Headers, Request
@@ -30,6 +33,12 @@ INPUT_HIGH_BYTES = 256 * 1024  # unread request body that pauses reading the soc
 OUTPUT_HIGH_BYTES = 256 * 1024  # response bytes queued for the loop before a thread waits
 ERROR_BODY = b"Internal Server Error\n"
 ERROR_HEADERS: Headers = [(b"content-type", b"text/plain; charset=utf-8")]
+
+
+class Submitter(Protocol):
+    """Where app calls run: a ThreadPool (or, in tests, anything with ``submit``)."""
+
+    def submit(self, fn: Callable[[], object], /) -> object: ...
 
 
 class ClientDisconnected(OSError):
@@ -136,7 +145,7 @@ def build_environ(
     server: Address,
     scheme: str,
     root_path: str,
-    body: WSGIInput,
+    body: WSGIInput | io.BytesIO,
     multiprocess: bool,
 ) -> Environ:
     """The PEP 3333 environ. Strings are latin-1, as the PEP requires for native strings."""
@@ -202,7 +211,7 @@ class WSGIAdapter:
     def __init__(
         self,
         app: WSGIApp,
-        executor: Executor,
+        executor: Submitter,
         *,
         root_path: str,
         multiprocess: bool,
@@ -214,6 +223,12 @@ class WSGIAdapter:
         self.multiprocess = multiprocess
         self.lost_threads = 0  # stuck past --request-timeout: written off until they return
         self._on_threads_lost = on_threads_lost
+        self._mailbox: LoopMailbox | None = None
+
+    def mailbox(self, loop: asyncio.AbstractEventLoop) -> LoopMailbox:
+        if self._mailbox is None:
+            self._mailbox = LoopMailbox(loop)
+        return self._mailbox
 
     def thread_lost(self, delta: int) -> None:
         """Loop thread: a thread was written off (+1) or came back (-1)."""
@@ -232,9 +247,15 @@ class WSGICycle:
         self._request = request
         self._channel = channel
         self._loop = channel.loop
-        self._input = WSGIInput(self._resume_reading_threadsafe)
-        self._flow = threading.Condition(threading.Lock())
-        self._queued = 0  # bytes handed to call_soon_threadsafe, not yet written
+        self._post = adapter.mailbox(channel.loop).post
+        # The body as it came before the app started; most requests are whole by then, and
+        # get a plain BytesIO instead of a WSGIInput with its lock and condition.
+        self._early: list[bytes] = []
+        self._early_done = False
+        self._input: WSGIInput | None = None
+        self._lock = threading.Lock()
+        self._flow: threading.Condition | None = None  # made on the first wait
+        self._queued = 0  # bytes posted to the loop, not yet written
         self._write_paused = False
         self._gone = False
         self._status = 0
@@ -245,14 +266,29 @@ class WSGICycle:
 
     # -- loop thread --------------------------------------------------------------
     def feed_body(self, data: bytes) -> None:
-        if self._input.feed(data):
+        if self._input is None:
+            self._early.append(data)
+        elif self._input.feed(data):
             self._channel.pause_reading()
 
     def feed_end(self) -> None:
-        self._input.feed_eof()
+        if self._input is None:
+            self._early_done = True
+        else:
+            self._input.feed_eof()
 
     def start(self) -> None:
+        if not self._early_done:
+            self._input = WSGIInput(self._resume_reading_threadsafe)
+            for data in self._early:
+                self.feed_body(data)
+            self._early = []
         self._adapter.executor.submit(self._run)
+
+    def _body(self) -> WSGIInput | io.BytesIO:
+        if self._input is not None:
+            return self._input
+        return io.BytesIO(b"".join(self._early))
 
     def expire(self) -> None:
         """Past --request-timeout: log where the thread is stuck and write the thread off.
@@ -270,27 +306,36 @@ class WSGICycle:
         self._adapter.thread_lost(+1)
 
     def disconnected(self) -> None:
-        self._input.feed_eof(disconnected=True)
-        with self._flow:
+        if self._input is not None:
+            self._input.feed_eof(disconnected=True)
+        with self._lock:
             self._gone = True
-            self._flow.notify_all()
+            self._notify()
 
     def pause_writing(self) -> None:
-        with self._flow:
+        with self._lock:
             self._write_paused = True
 
     def resume_writing(self) -> None:
-        with self._flow:
+        with self._lock:
             self._write_paused = False
+            self._notify()
+
+    def _notify(self) -> None:
+        """Wake a thread waiting to write; call with ``_lock`` held."""
+        if self._flow is not None:
             self._flow.notify_all()
 
     def _resume_reading_threadsafe(self) -> None:
-        self._loop.call_soon_threadsafe(self._channel.resume_reading)
+        self._post(self._channel.resume_reading)
 
-    def _deliver(self, data: bytes, end: bool, head: tuple[int, Headers] | None) -> None:
-        with self._flow:
-            self._queued -= len(data)
-            self._flow.notify_all()
+    def _deliver(
+        self, data: bytes, end: bool, head: tuple[int, Headers] | None, counted: bool
+    ) -> None:
+        if counted:
+            with self._lock:
+                self._queued -= len(data)
+                self._notify()
         if self._gone:
             return
         try:
@@ -309,11 +354,11 @@ class WSGICycle:
         otherwise land in the connection's next response, and the thread stops at its next
         send instead of producing them. Once gone, the connection is no longer ours to end.
         """
-        with self._flow:
+        with self._lock:
             if self._gone:
                 return
             self._gone = True
-            self._flow.notify_all()
+            self._notify()
         if not head_unsent:
             self._channel.abort()
             return
@@ -359,13 +404,19 @@ class WSGICycle:
                 return
             head = (self._status, self._headers)
             self._head_sent = True
-        with self._flow:
+        if end and not self._queued and not self._write_paused and not self._gone:
+            # The last (often the only) piece: nothing after it waits on flow control.
+            self._post(self._deliver, data, end, head, False)
+            return
+        with self._lock:
             while (self._write_paused or self._queued > OUTPUT_HIGH_BYTES) and not self._gone:
+                if self._flow is None:
+                    self._flow = threading.Condition(self._lock)
                 self._flow.wait()
             if self._gone:
                 raise ClientDisconnected("client disconnected")
             self._queued += len(data)
-        self._loop.call_soon_threadsafe(self._deliver, data, end, head)
+        self._post(self._deliver, data, end, head, True)
 
     def _run(self) -> None:
         self._thread = threading.get_ident()
@@ -375,7 +426,7 @@ class WSGICycle:
         finally:
             self._thread = 0
             if self._lost:
-                self._loop.call_soon_threadsafe(self._adapter.thread_lost, -1)
+                self._post(self._adapter.thread_lost, -1)
 
     def _run_app(self) -> None:
         request = self._request
@@ -386,11 +437,11 @@ class WSGICycle:
             server=channel.server,
             scheme=channel.scheme,
             root_path=self._adapter.root_path,
-            body=self._input,
+            body=self._body(),
             multiprocess=self._adapter.multiprocess,
         )
-        if request.expect_continue:
-            self._loop.call_soon_threadsafe(channel.send_continue)
+        if request.expect_continue and self._input is not None:
+            self._post(channel.send_continue)
         result: Iterable[bytes] | None = None
         try:
             result = self._adapter.app(environ, self._start_response)
@@ -426,4 +477,4 @@ class WSGICycle:
             log.exception("Exception in WSGI app %r", self._adapter.app)
         head_unsent = not self._head_sent
         self._head_sent = True
-        self._loop.call_soon_threadsafe(self._fail_on_loop, head_unsent)
+        self._post(self._fail_on_loop, head_unsent)

@@ -16,12 +16,12 @@ import ssl
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hybridserve.apps.asgi import ASGIAdapter
 from hybridserve.apps.lifespan import Lifespan
 from hybridserve.apps.loader import load_app
+from hybridserve.apps.threads import ThreadPool
 from hybridserve.apps.types import Adapter
 from hybridserve.apps.wsgi import WSGIAdapter
 from hybridserve.config import Config
@@ -233,7 +233,7 @@ class Worker:
             asgi = ASGIAdapter(self.app, root_path=config.root_path_stripped)
             self.lifespan = Lifespan(self.app, config.lifespan, asgi.state)
             return asgi, config.limit_concurrency
-        executor = ThreadPoolExecutor(config.threads, thread_name_prefix="hybridserve-wsgi")
+        executor = ThreadPool(config.threads)
         adapter = WSGIAdapter(
             self.app,
             executor,
