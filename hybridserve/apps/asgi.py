@@ -44,7 +44,9 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
 def build_scope(request: Request, channel: Channel, root_path: str, state: dict[str, Any]) -> Scope:
     """The ``http`` scope. ``path`` includes ``root_path``, as uvicorn and the spec do."""
     raw_path, query = split_target(request.target)
-    path = unquote(raw_path.decode("latin-1"))
+    path = raw_path.decode("latin-1")
+    if "%" in path:
+        path = unquote(path)
     return {
         "type": "http",
         "asgi": ASGI_VERSION,
@@ -81,6 +83,28 @@ class ASGIAdapter:
 
 class HTTPCycle:
     """One request's ``receive``/``send`` pair and the task running the app."""
+
+    __slots__ = (
+        "_adapter",
+        "_body",
+        "_body_done",
+        "_channel",
+        "_complete",
+        "_delivered",
+        "_drain",
+        "_gone",
+        "_head_sent",
+        "_headers",
+        "_queued",
+        "_reading_paused",
+        "_request",
+        "_status",
+        "_trailer_headers",
+        "_trailers",
+        "_waiter",
+        "_write_paused",
+        "task",
+    )
 
     def __init__(self, adapter: ASGIAdapter, request: Request, channel: Channel) -> None:
         self._adapter = adapter
@@ -175,14 +199,26 @@ class HTTPCycle:
             if self._headers is not None:
                 raise ResponseError("http.response.start sent twice")
             self._status = message["status"]
-            self._headers = [(bytes(n), bytes(v)) for n, v in message.get("headers", ())]
+            headers = message.get("headers", ())
+            if type(headers) is not list or any(
+                type(n) is not bytes or type(v) is not bytes for n, v in headers
+            ):
+                headers = [(bytes(n), bytes(v)) for n, v in headers]
+            self._headers = headers
             self._trailers = bool(message.get("trailers", False))
         elif kind == "http.response.body":
             if self._headers is None:
                 raise ResponseError("http.response.body sent before http.response.start")
             if self._complete:
                 raise ResponseError("http.response.body sent after the response completed")
-            await self._send_body(message.get("body", b""), message.get("more_body", False))
+            more = message.get("more_body", False)
+            if not more and not self._trailers and not self._head_sent:
+                # The whole response in one message (most are): no extra coroutine frame.
+                self._channel.send_head(self._status, self._headers, message.get("body", b""), True)
+                self._head_sent = self._complete = True
+                self._wake()
+            else:
+                await self._send_body(message.get("body", b""), more)
         elif kind == "http.response.trailers":
             if not self._trailers or not self._head_sent or self._complete:
                 raise ResponseError("http.response.trailers without trailers=True, or too late")
