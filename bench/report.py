@@ -28,7 +28,12 @@ def _cmd(argv: list[str], any_status: bool = False) -> str:
     return lines[0] if lines and (out.returncode == 0 or any_status) else ""
 
 
-def machine() -> list[str]:
+def loadavg() -> str:
+    """The 1, 5 and 15 minute load averages."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def machine(loadavg_at_start: str) -> list[str]:
     """Machine and software lines for the report header."""
     cpuinfo = Path("/proc/cpuinfo").read_text()
     model = next(
@@ -61,6 +66,8 @@ def machine() -> list[str]:
         + (" + uncommitted changes" if dirty else ""),
         f"- Peers: {', '.join(versions)}",
         f"- Load generator: {wrk or 'wrk ?'}",
+        f"- Load average (1/5/15 min) at start: {loadavg_at_start}; at the end: {loadavg()} "
+        "(other work on the machine makes the figures noisy)",
     ]
 
 
@@ -135,12 +142,12 @@ def write_report(
     out = ["# hybridserve benchmark results", ""]
     if args.quick:
         out += ["**Quick smoke run (1 round of 1 s): the numbers are not meaningful.**", ""]
-    out += machine()
+    out += machine(args.loadavg)
     out += [
         f"- Run: {args.rounds} rounds, {args.duration} s measured per run after {args.warmup} s "
         f"of warm-up, total {elapsed / 60:.1f} min",
-        f"- Reproduce: `make bench` (= `bash bench/setup.sh && bench/.venv/bin/python "
-        f"bench/run.py`; `{shlex.join(sys.argv[1:]) or 'no arguments'}` this time)",
+        "- Reproduce: `make bench` (= `bash bench/setup.sh && bench/.venv/bin/python "
+        f"bench/run.py`); this run: `{shlex.join(['bench/run.py', *sys.argv[1:]])}`",
         "",
         "Method: all traffic on 127.0.0.1; the load generator shares the 2 cores with the "
         "server. Each round runs every server of a scenario in turn (the order rotates per "

@@ -30,7 +30,7 @@ from harness import (
     run_wrk,
     socket_count,
 )
-from report import write_report
+from report import loadavg, write_report
 
 VBIN = BENCH_DIR / ".venv" / "bin"
 HYBRIDSERVE = BENCH_DIR.parent / ".venv" / "bin" / "hybridserve"
@@ -52,8 +52,8 @@ def hybridserve(interface: str, workers: int = 1, threads: int | None = None) ->
     argv += ["--bind", "127.0.0.1:0", "--workers", str(workers), "--interface", interface]
     argv += ["--threads", str(threads)] if threads else []
     name = f"hybridserve {interface}" + (f" {workers}w" if workers > 1 else "")
-    # Listening/Ready are logged at INFO; the access log stays off, so no per-request logging.
-    argv += ["--log-level", "info", ]
+    # Listening/Ready are logged at INFO; the access log is off by default.
+    argv += ["--log-level", "info"]
     return ServerSpec(name, tuple(argv), port_from_log=True, ready=r"Ready: \d+ worker")
 
 
@@ -62,7 +62,7 @@ def uvicorn(http: str = "httptools", workers: int = 1) -> ServerSpec:
     argv = [str(VBIN / "uvicorn"), "apps:asgi_app", "--host", "127.0.0.1", "--port", "{port}"]
     argv += ["--workers", str(workers), "--loop", "uvloop", "--http", http]
     name = "uvicorn" + (" h11" if http == "h11" else "") + (f" {workers}w" if workers > 1 else "")
-    argv += ["--log-level", "warning", ]
+    argv += ["--log-level", "warning", "--no-access-log"]  # as hybridserve: no access log
     return ServerSpec(name, tuple(argv), env=PYPATH, settle=SETTLE_S if workers > 1 else 0)
 
 
@@ -243,6 +243,9 @@ def run(args: argparse.Namespace) -> None:
     scens = [s for s in scenarios() if not args.only or s.key in args.only]
     estimate = estimate_seconds(scens, args.rounds, args.duration, args.warmup)
     log(f"{len(scens)} scenarios x {args.rounds} rounds: estimated {estimate / 60:.1f} min")
+    args.loadavg = loadavg()
+    if float(args.loadavg.split()[0]) > 0.5:
+        log(f"warning: load average {args.loadavg}: other work will make the figures noisy")
     started = time.monotonic()
     deadline = started + args.max_minutes * 60
     # results[scenario][server] = one row per round (None: that run failed or was skipped)

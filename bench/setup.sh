@@ -11,10 +11,12 @@ fi
 if [ ! -f "$STAMP" ] || [ setup.sh -nt "$STAMP" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
     # One package at a time so a peer that fails to install is skipped, not fatal.
+    ok=1
     for pkg in gunicorn 'uvicorn[standard]' httptools uvloop granian waitress hypercorn; do
-        .venv/bin/python -m pip install --quiet "$pkg" || echo "setup.sh: could not install $pkg; run.py will skip it" >&2
+        .venv/bin/python -m pip install --quiet "$pkg" \
+            || { ok=0; echo "setup.sh: could not install $pkg; run.py will skip it" >&2; }
     done
-    touch "$STAMP"
+    if [ "$ok" = 1 ]; then touch "$STAMP"; fi  # otherwise retried next time
 fi
 
 if ! command -v wrk >/dev/null 2>&1; then
