@@ -316,6 +316,12 @@ class Config:
         "Serve Prometheus /metrics and /healthz, /readyz from the master at HOST:PORT.",
         flag="--metrics-bind",
     )
+    metrics_path: str | None = setting(
+        None,
+        "Also answer this path on the application's port with the metrics (off by default: "
+        "an app port is often public).",
+        flag="--metrics-path",
+    )
     drain_delay_s: float = setting(
         0.0,
         "On TERM, fail readiness and keep serving this many seconds before draining, so a "
@@ -344,6 +350,11 @@ class Config:
         _require(self.max_requests_jitter >= 0, "max_requests_jitter", "must not be negative")
         _require(self.limit_concurrency >= 0, "limit_concurrency", "must not be negative")
         _require(self.drain_delay_s >= 0, "drain_delay_s", "must not be negative")
+        _require(
+            self.metrics_path is None or self.metrics_path.startswith("/"),
+            "metrics_path",
+            "must start with '/'",
+        )
         _require(self.limit_connections >= 0, "limit_connections", "must not be negative")
         _require(
             self.root_path == "" or self.root_path.startswith("/"),

@@ -32,6 +32,7 @@ from hybridserve.errors import EXIT_APP_LOAD, EXIT_ERROR, EXIT_OK, ConfigError
 from hybridserve.log import reopen_files
 from hybridserve.master import identity, metrics, sockets, systemd
 from hybridserve.worker import server as worker_server
+from hybridserve.worker.exposition import encode_totals
 from hybridserve.worker.slots import DRAINING, READY, Slots
 
 log = logging.getLogger("hybridserve.error")
@@ -113,7 +114,8 @@ class Arbiter:
         self.generation = 1
         self.workers: dict[int, WorkerInfo] = {}
         self.slots = Slots(max(64, config.workers * 4))
-        self._free_slots = list(range(self.slots.count - 1, -1, -1))
+        # The last slot is the master's: it publishes the totals of workers gone there.
+        self._free_slots = list(range(self.slots.count - 2, -1, -1))
         self._signals: deque[int] = deque()
         self._stop_deadline: float | None = None
         self._exit_code = EXIT_OK
@@ -425,6 +427,7 @@ class Arbiter:
                 self.totals.restarts[info.reason or ("crash" if code else "exit")] += 1
             self._on_exit(info, code)
             self.slots.clear(info.slot)
+            self.slots.set_message(self.slots.count - 1, encode_totals(self.totals))
             self._free_slots.append(info.slot)
 
     def _on_exit(self, info: WorkerInfo, code: int) -> None:

@@ -22,6 +22,7 @@ from hybridserve.sansio.connection import ServerConnection
 from hybridserve.sansio.events import Body, EndOfRequest, Event, Headers, Request
 from hybridserve.sansio.writer import STATUS_LINES
 from hybridserve.worker.access import AccessLog, Entry
+from hybridserve.worker.exposition import PROMETHEUS, StaticCycle
 
 if TYPE_CHECKING:
     from hybridserve.worker.state import WorkerState
@@ -31,6 +32,7 @@ access_log = logging.getLogger("hybridserve.access")
 
 # What the main deadline of a connection currently means.
 NO_DEADLINE, IDLE, HEAD, BODY = 0, 1, 2, 3
+METRICS_HEADERS = [(b"content-type", PROMETHEUS.encode())]
 PROXY_HEADER_MAX_BYTES = 536  # PROXY v2's bound for what we accept (v1 is 107)
 
 
@@ -249,6 +251,11 @@ class HTTPProtocol(asyncio.Protocol):
         self._started_at = perf_counter()  # uvloop's loop.time() has 1 ms steps
         if self._proxied:
             self._apply_proxy_headers(request)
+        if state.metrics_path is not None and request.target.partition(b"?")[0] == (
+            state.metrics_path
+        ):
+            self._cycle = StaticCycle(self, 200, METRICS_HEADERS, state.render_metrics())
+            return
         adapter = state.adapter
         if (
             request.upgrade == b"websocket"

@@ -29,6 +29,7 @@ from hybridserve.errors import EXIT_APP_LOAD, EXIT_OK, AppLoadError
 from hybridserve.log import flush as flush_logs
 from hybridserve.log import queue_access_log, reopen_files
 from hybridserve.worker import tls
+from hybridserve.worker.exposition import from_slots, render
 from hybridserve.worker.protocol import HTTPProtocol
 from hybridserve.worker.slots import ASGI, BOOTING, DRAINING, READY, WSGI, Slots
 from hybridserve.worker.state import FRESH_GRACE_S, WorkerState
@@ -254,6 +255,7 @@ class Worker:
             http_backend=resolve_http_backend(self.config.http),
         )
         self.state = state
+        state.render_metrics = lambda: render(*from_slots(self.slots)).encode()
         if self.config.max_requests:
             jitter = random.randint(0, self.config.max_requests_jitter)
             state.max_requests = self.config.max_requests + jitter

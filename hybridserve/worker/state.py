@@ -66,6 +66,9 @@ class WorkerState:
         self.date_line = date_line()
         self.server_line = b"Server: hybridserve\r\n" if config.server_header else b""
         self.max_requests = 0  # set by the worker with its jitter; 0 means never
+        path = config.metrics_path
+        self.metrics_path = path.encode("latin-1") if path else None
+        self.render_metrics: Callable[[], bytes] = lambda: b""
         self.status_classes = [0] * 5  # 1xx .. 5xx
         self.buckets = [0] * (len(DURATION_BUCKETS_S) + 1)
         self.duration_sum_s = 0.0

@@ -81,3 +81,16 @@ def test_a_stalled_metrics_client_does_not_block_the_master(serve: ServeFactory)
         stalled.sendall(b"GET /metr")
         assert httpx.get(base + "/healthz", timeout=5).status_code == 200
     assert httpx.get(base + "/nope").status_code == 404
+
+
+def test_metrics_path_on_the_app_port_only_when_asked(serve: ServeFactory) -> None:
+    server = serve("-w", "1", "--metrics-path", "/internal/metrics", "--max-requests", "4")
+    with httpx.Client(headers={"Connection": "close"}) as client:
+        for _ in range(6):  # the worker restarts after 4: its counters must not be lost
+            assert client.get(server.url + "/").status_code == 200
+        time.sleep(1.3)
+        text = client.get(server.url + "/internal/metrics").text
+    assert value(text, 'hybridserve_requests_total{class="2xx"') == 6
+    assert value(text, 'hybridserve_worker_restarts_total{reason="max_requests"}') == 1
+    plain = serve("-w", "1")
+    assert httpx.get(plain.url + "/internal/metrics").status_code == 404  # the demo's 404

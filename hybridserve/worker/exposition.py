@@ -1,0 +1,240 @@
+"""Prometheus text and health answers, built from the workers' shared-memory slots.
+
+Why slots and not prometheus_client's multiprocess mode: the slots already exist for the
+heartbeat, cost no file or syscall per request, and vanish with the process tree; the
+multiprocess mode writes a file per worker and needs cleaning up after dead ones. Counters
+of workers that exited are folded into ``Totals`` by the master, which also publishes them
+in a reserved slot, so a worker asked for ``--metrics-path`` renders the same numbers and
+totals never go backwards.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter as Tally
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hybridserve.apps.types import Channel
+from hybridserve.sansio.events import Headers
+from hybridserve.worker.slots import (
+    DRAINING,
+    DURATION_BUCKETS_S,
+    INTERFACE_NAMES,
+    READY,
+    Counters,
+    Slots,
+    SlotView,
+)
+
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSample:
+    """One live worker as the metrics see it."""
+
+    pid: int
+    ready: bool
+    draining: bool
+    slot: SlotView
+
+
+class Totals:
+    """Counters of workers that are gone, by interface, plus restarts by reason."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[int, int], int] = Tally()  # (interface, class index)
+        self.buckets: dict[tuple[int, int], int] = Tally()  # (interface, bucket index)
+        self.duration_sum_s: dict[int, float] = defaultdict(float)
+        self.restarts: dict[str, int] = Tally()
+
+    def retire(self, slot: SlotView) -> None:
+        c = slot.counters
+        for i, n in enumerate(c.status_classes):
+            self.requests[slot.interface, i] += n
+        for i, n in enumerate(c.buckets):
+            self.buckets[slot.interface, i] += n
+        self.duration_sum_s[slot.interface] += c.duration_sum_s
+
+
+def render(workers: list[WorkerSample], totals: Totals) -> str:
+    """The Prometheus text exposition of everything the slots and totals hold."""
+    requests: dict[tuple[int, int], int] = Tally(totals.requests)
+    buckets: dict[tuple[int, int], int] = Tally(totals.buckets)
+    sums: dict[int, float] = defaultdict(float, totals.duration_sum_s)
+    for w in workers:
+        c, iface = w.slot.counters, w.slot.interface
+        for i, n in enumerate(c.status_classes):
+            requests[iface, i] += n
+        for i, n in enumerate(c.buckets):
+            buckets[iface, i] += n
+        sums[iface] += c.duration_sum_s
+    out: list[str] = []
+    metric = _writer(out)
+    metric("requests_total", "counter", "Requests answered, by status class and interface.")
+    for (iface, i), n in sorted(requests.items()):
+        out.append(
+            f'hybridserve_requests_total{{class="{STATUS_CLASSES[i]}",'
+            f'interface="{INTERFACE_NAMES[iface]}"}} {n}'
+        )
+    metric("request_duration_seconds", "histogram", "Time from request head to response end.")
+    for iface in sorted({key[0] for key in buckets} | set(sums)):
+        name = INTERFACE_NAMES[iface]
+        running = 0
+        for i, bound in enumerate((*DURATION_BUCKETS_S, float("inf"))):
+            running += buckets.get((iface, i), 0)
+            le = "+Inf" if bound == float("inf") else repr(bound)
+            out.append(
+                f'hybridserve_request_duration_seconds_bucket{{interface="{name}",le="{le}"}} '
+                f"{running}"
+            )
+        out.append(
+            f'hybridserve_request_duration_seconds_sum{{interface="{name}"}} {sums[iface]:.6f}'
+        )
+        out.append(f'hybridserve_request_duration_seconds_count{{interface="{name}"}} {running}')
+    _per_worker(out, metric, workers)
+    metric("worker_restarts_total", "counter", "Workers replaced, by reason.")
+    for reason, n in sorted(totals.restarts.items()):
+        out.append(f'hybridserve_worker_restarts_total{{reason="{reason}"}} {n}')
+    return "\n".join(out) + "\n"
+
+
+def _writer(out: list[str]) -> Callable[[str, str, str], None]:
+    def metric(name: str, kind: str, text: str) -> None:
+        out.append(f"# HELP hybridserve_{name} {text}")
+        out.append(f"# TYPE hybridserve_{name} {kind}")
+
+    return metric
+
+
+def _per_worker(
+    out: list[str], metric: Callable[[str, str, str], None], workers: list[WorkerSample]
+) -> None:
+    gauges: list[tuple[str, str, str, Callable[[Counters], float]]] = [
+        ("requests_in_flight", "gauge", "Requests being handled.", lambda c: c.in_flight),
+        ("connections_open", "gauge", "Open client connections.", lambda c: c.connections),
+        ("wsgi_threads_busy", "gauge", "WSGI threads running a request.", lambda c: c.threads_busy),
+        (
+            "wsgi_threads_queued",
+            "gauge",
+            "WSGI requests waiting for a thread.",
+            lambda c: c.threads_queued,
+        ),
+        (
+            "event_loop_lag_seconds",
+            "gauge",
+            "How late the worker's last tick ran.",
+            lambda c: c.loop_lag_s,
+        ),
+        (
+            "connections_accepted_total",
+            "counter",
+            "Connections accepted (shows balance).",
+            lambda c: c.accepted,
+        ),
+    ]
+    metric("workers", "gauge", "Worker processes, by state.")
+    ready = sum(1 for w in workers if w.ready and not w.draining)
+    out.append(f'hybridserve_workers{{state="ready"}} {ready}')
+    out.append(f'hybridserve_workers{{state="other"}} {len(workers) - ready}')
+    for name, kind, text, pick in gauges:
+        metric(name, kind, text)
+        for w in workers:
+            out.append(f'hybridserve_{name}{{worker="{w.pid}"}} {pick(w.slot.counters):g}')
+
+
+Handler = Callable[[str], tuple[int, str, bytes]]  # path -> (status, content type, body)
+TEXT = "text/plain; charset=utf-8"
+PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def respond(
+    path: str,
+    workers: list[WorkerSample],
+    totals: Totals,
+    *,
+    stopping: bool,
+    target: int,
+    timeout_s: float,
+) -> tuple[int, str, bytes]:
+    """``/metrics``, ``/healthz`` (alive: every worker beating) and ``/readyz`` (serving)."""
+    path = path.partition("?")[0]
+    if path == "/metrics":
+        return 200, PROMETHEUS, render(workers, totals).encode()
+    if path == "/healthz":
+        now = time.monotonic()
+        silent = [w.pid for w in workers if w.ready and now - w.slot.beat > timeout_s]
+        if silent:
+            return 503, TEXT, f"workers not beating: {silent}\n".encode()
+        return 200, TEXT, b"ok\n"
+    if path == "/readyz":
+        ready = sum(1 for w in workers if w.ready and not w.draining)
+        if stopping:
+            return 503, TEXT, b"draining\n"
+        if ready < target:
+            return 503, TEXT, f"{ready} of {target} workers ready\n".encode()
+        return 200, TEXT, b"ready\n"
+    return 404, TEXT, b"not found: try /metrics, /healthz or /readyz\n"
+
+
+def encode_totals(totals: Totals) -> str:
+    """JSON for the reserved slot's message area (it holds a few KiB)."""
+    return json.dumps(
+        {
+            "requests": [[k[0], k[1], n] for k, n in totals.requests.items()],
+            "buckets": [[k[0], k[1], n] for k, n in totals.buckets.items()],
+            "sums": [[k, v] for k, v in totals.duration_sum_s.items()],
+            "restarts": dict(totals.restarts),
+        },
+        separators=(",", ":"),
+    )
+
+
+def decode_totals(text: str) -> Totals:
+    totals = Totals()
+    if not text:
+        return totals
+    data = json.loads(text)
+    for iface, i, n in data["requests"]:
+        totals.requests[iface, i] = n
+    for iface, i, n in data["buckets"]:
+        totals.buckets[iface, i] = n
+    for iface, value in data["sums"]:
+        totals.duration_sum_s[iface] = value
+    totals.restarts.update(data["restarts"])
+    return totals
+
+
+def from_slots(slots: Slots) -> tuple[list[WorkerSample], Totals]:
+    """What a worker sees: every live slot, and the totals the master published last."""
+    samples = []
+    for index in range(slots.count - 1):
+        view = slots.read(index)
+        if view.pid:
+            ready = view.state in (READY, DRAINING)
+            samples.append(WorkerSample(view.pid, ready, view.state == DRAINING, view))
+    return samples, decode_totals(slots.message(slots.count - 1))
+
+
+class StaticCycle:
+    """A request answered by the worker itself (``--metrics-path``), not by the app."""
+
+    def __init__(self, channel: Channel, status: int, headers: Headers, body: bytes) -> None:
+        self._channel = channel
+        self._answer = (status, headers, body)
+
+    def start(self) -> None:
+        status, headers, body = self._answer
+        self._channel.send_head(status, headers, body, True)
+
+    def feed_body(self, data: bytes) -> None:
+        """The request body, if any, is of no interest."""
+
+    def feed_end(self) -> None: ...
+    def disconnected(self) -> None: ...
+    def pause_writing(self) -> None: ...
+    def resume_writing(self) -> None: ...
+    def expire(self) -> None: ...
