@@ -34,5 +34,11 @@ pytest: $(STAMP) system-deps
 
 test: lint typecheck pytest
 
+# Side-by-side benchmark against the peers (their own virtualenv, wrk from Debian); writes
+# bench/RESULTS.md. Loopback only, bounded to about 15 minutes.
+bench: $(STAMP)
+	bash bench/setup.sh
+	bench/.venv/bin/python bench/run.py
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
