@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -149,6 +150,16 @@ class Server:
         with self.connect(timeout_s) as sock:
             sock.sendall(raw)
             return read_until_close(sock)
+
+
+def wait_until(predicate: Callable[[], object], timeout_s: float) -> bool:
+    """Poll ``predicate`` every 20 ms until it is true (True) or time runs out (False)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def read_until_close(sock: socket.socket) -> bytes:

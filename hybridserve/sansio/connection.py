@@ -13,6 +13,9 @@ caller must not have asked to close (draining, max requests).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 from hybridserve.config import Limits
 from hybridserve.errors import ProtocolError, ResponseError
 from hybridserve.sansio.events import Body, EndOfRequest, Event, Headers, Request
@@ -20,10 +23,70 @@ from hybridserve.sansio.parsers import ParserBackend, make_backend
 from hybridserve.sansio.writer import Framing, build_head, header_line
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_FRAMING = re.compile(rb"\r\n(content-length|transfer-encoding)[ \t]*:([^\r\n]*)")
+_REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ \x00-\x20\x7f]+ HTTP/[0-9]\.[0-9]\r")
 
 
 def _connection_tokens(value: bytes) -> set[bytes]:
     return {token.strip().lower() for token in value.split(b",")}
+
+
+TAIL_MAX_BYTES = 64 * 1024  # pipelined bytes kept for the raw checks of the next head
+
+
+def _chunked_length(data: bytearray) -> int | None:
+    """Wire length of a whole chunked body at the start of ``data``; None if unknown."""
+    at = 0
+    while True:
+        line_end = data.find(b"\r\n", at)
+        if line_end < 0:
+            return None
+        try:
+            size = int(bytes(data[at:line_end]).split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            return None
+        at = line_end + 2
+        if size == 0:
+            break
+        at += size + 2
+    while True:  # trailer fields, then the empty line
+        line_end = data.find(b"\r\n", at)
+        if line_end < 0:
+            return None
+        if line_end == at:
+            return at + 2
+        at = line_end + 2
+
+
+def _check_framing(head: bytes) -> None:
+    """Body framing as the raw (lower-cased) head says it, before a parser can normalize it.
+
+    h11 folds repeated Content-Length lines into one, and llhttp answers an unknown
+    coding with its own 400: seen here, both backends refuse the same way.
+    """
+    lengths = 0
+    coding: bytes | None = None
+    for name, value in _FRAMING.findall(head):
+        if name == b"content-length":
+            lengths += 1
+            if lengths > 1 or not value.strip(b" \t").isdigit():
+                raise ProtocolError("invalid or repeated Content-Length", 400)
+        else:
+            coding = value if coding is None else coding + b"," + value
+    if coding is not None:
+        version = head[head.find(b"\r\n") - 3 : head.find(b"\r\n")]
+        _check_transfer_coding(coding, version, lengths)
+
+
+def _check_transfer_coding(coding: bytes, version: bytes, lengths: int) -> None:
+    """Only a lone ``chunked`` frames a request body (RFC 9112 §6.1): what smuggling needs
+    (both lengths, other codings, chunked on HTTP/1.0) is refused."""
+    if lengths:
+        raise ProtocolError("both Transfer-Encoding and Content-Length", 400)
+    if version != b"1.1":
+        raise ProtocolError("Transfer-Encoding in an HTTP/1.0 request", 400)
+    if coding.strip(b" \t").lower() != b"chunked":
+        raise ProtocolError("unsupported Transfer-Encoding", 501)
 
 
 class ServerConnection:
@@ -32,12 +95,15 @@ class ServerConnection:
     __slots__ = (
         "_backend",
         "_body_bytes",
+        "_body_wire",
         "_continue_sent",
+        "_deferred",
         "_framing",
+        "_head",
+        "_head_checked",
         "_keep_alive",
         "_limits",
-        "_line_bytes",
-        "_line_done",
+        "_tail",
         "request",
         "request_complete",
         "response_complete",
@@ -60,8 +126,14 @@ class ServerConnection:
         self._keep_alive = False
         self._body_bytes = 0
         self._continue_sent = False
-        self._line_bytes = 0
-        self._line_done = False
+        self._head = b""  # head bytes so far, until it is whole and checked
+        self._head_checked = False
+        # Raw bytes after this request's head (its body, then maybe the next request), so
+        # a pipelined head gets the same raw checks as one that starts a read; None when
+        # not tracked (a body too big to keep, or one whose wire length we can't tell).
+        self._tail: bytearray | None = None
+        self._body_wire: int | None = 0  # Content-Length; None for chunked
+        self._deferred: ProtocolError | None = None  # a parser's refusal of a partial head
 
     @property
     def backend_name(self) -> str:
@@ -74,29 +146,87 @@ class ServerConnection:
 
     def receive(self, data: bytes) -> list[Event]:
         """Feed bytes from the client (``b""`` at EOF); raises ProtocolError on bad input."""
-        if self.request is None and data and not self._line_done:
-            self._check_request_line(data)
-        return self._check(self._backend.feed(data))
+        if data:
+            if self.request is not None or self._head_checked:
+                if self._tail is not None:
+                    self._tail += data
+                    if len(self._tail) > TAIL_MAX_BYTES:
+                        self._tail = None
+            else:
+                self._check_head(data)
+        return self._parsed(lambda: self._backend.feed(data), at_eof=not data)
 
     def next_cycle(self) -> list[Event]:
         """Start the next request on a kept-alive connection; returns its events so far."""
         if not (self.response_complete and self._keep_alive):
             raise RuntimeError("next_cycle() before a kept-alive response completed")
+        tail, wire = self._tail, self._body_wire
         self._reset()
-        return self._check(self._backend.next_cycle())
+        start = None if tail is None else wire if wire is not None else _chunked_length(tail)
+        if tail is None or start is None:
+            self._head_checked = True  # untracked: this request relies on the parser's checks
+        elif len(tail) > start:
+            self._check_head(bytes(tail[start:]))  # what was pipelined behind the last one
+        return self._parsed(self._backend.next_cycle, at_eof=False)
 
-    def _check_request_line(self, data: bytes) -> None:
-        """Answer 414 before the line ends, so a huge line costs no more than the limit."""
-        newline = data.find(b"\n")
-        if newline < 0:
-            self._line_bytes += len(data)
-        else:
-            self._line_bytes += newline
-            self._line_done = self._line_bytes > 1  # ignore a stray leading CRLF
-        if self._line_bytes > self._limits.max_request_line_bytes:
+    def _parsed(self, parse: Callable[[], list[Event]], *, at_eof: bool) -> list[Event]:
+        """Parser events, with the raw head checks always judged first.
+
+        A parser may refuse a head before it is whole, depending on where the reads were
+        cut; its error waits until the head is whole (or the client is gone), so the raw
+        checks, which need the whole head, speak first whatever the cuts.
+        """
+        if self._deferred is not None:
+            if self._head_checked or at_eof:
+                raise self._deferred
+            return []
+        try:
+            return self._check(parse())
+        except ProtocolError as exc:
+            if self._head_checked or at_eof or self.request is not None:
+                raise
+            self._deferred = exc
+            return []
+
+    def _check_head(self, data: bytes) -> None:
+        """The rules both backends must keep, checked on the raw head as it arrives.
+
+        A request line longer than the limit is answered 414 before it ends, so a huge line
+        costs no more than the limit. Once the head is whole: a strict request line (one SP
+        between parts, a version), CRLF line ends only, no obs-fold (RFC 9112 §2.2, §3,
+        §5.2). Leading empty lines are skipped (§2.2). h11 alone lets bare LF and obs-fold
+        through, llhttp alone lets double spaces and a missing version through.
+        """
+        head = self._head + data if self._head else data
+        end = head.find(b"\r\n\r\n")
+        if end < 0:
+            if head.count(b"\n") != head.count(b"\r\n"):
+                raise ProtocolError("bare LF in the request head", 400)
+            line_end = head.find(b"\n")
+            if line_end < 0 and len(head) > self._limits.max_request_line_bytes:
+                raise ProtocolError("request line too long", 414)
+            if len(head) > self._limits.max_head_bytes:
+                raise ProtocolError("request head too large", 431)
+            self._head = head
+            return
+        self._head_checked = True
+        self._head = b""
+        self._tail = bytearray(head[end + 4 :])
+        if end > self._limits.max_head_bytes:
+            raise ProtocolError("request head too large", 431)
+        head = head[: end + 2]
+        line_end = head.find(b"\r\n")
+        if line_end > self._limits.max_request_line_bytes:
             raise ProtocolError("request line too long", 414)
-        if newline >= 0 and not self._line_done:
-            self._line_bytes = 0
+        if _REQUEST_LINE.match(head, 0, line_end + 1) is None:
+            raise ProtocolError("malformed request line", 400)
+        if head.count(b"\n") != head.count(b"\r\n"):
+            raise ProtocolError("bare LF in the request head", 400)
+        if b"\n " in head or b"\n\t" in head:
+            raise ProtocolError("obs-fold in the request head", 400)
+        lowered = head.lower()
+        if b"content-length" in lowered or b"transfer-encoding" in lowered:
+            _check_framing(lowered)
 
     def _check(self, events: list[Event]) -> list[Event]:
         limits = self._limits
@@ -119,8 +249,12 @@ class ServerConnection:
             raise ProtocolError("request line too long", 414)
         if len(request.headers) > limits.max_header_count:
             raise ProtocolError("too many header fields", 431)
-        keep_alive = request.http_version == b"1.1"
-        hosts = 0
+        version = request.http_version
+        if version != b"1.1" and version != b"1.0":
+            raise ProtocolError("HTTP version not supported", 505)
+        keep_alive = version == b"1.1"
+        hosts = lengths = length = 0
+        coding: bytes | None = None
         for name, value in request.headers:
             if len(name) + len(value) + 2 > limits.max_header_field_bytes:
                 raise ProtocolError("header field too large", 431)
@@ -139,15 +273,20 @@ class ServerConnection:
             elif name == b"expect":
                 if value.lower() == b"100-continue" and request.http_version == b"1.1":
                     request.expect_continue = True
-            elif (
-                name == b"content-length"
-                and limits.max_body_bytes
-                and value.isdigit()
-                and int(value) > limits.max_body_bytes
-            ):
-                raise ProtocolError("request body too large", 413)
-        if hosts > 1 or (hosts == 0 and request.http_version == b"1.1"):
+            elif name == b"content-length":
+                lengths += 1
+                if not value.isdigit() or lengths > 1:
+                    raise ProtocolError("invalid or repeated Content-Length", 400)
+                length = int(value)
+                if limits.max_body_bytes and length > limits.max_body_bytes:
+                    raise ProtocolError("request body too large", 413)
+            elif name == b"transfer-encoding":
+                coding = value if coding is None else coding + b"," + value
+        self._body_wire = None if coding is not None else length
+        if hosts > 1 or (hosts == 0 and version == b"1.1"):
             raise ProtocolError("exactly one Host header is required", 400)
+        if coding is not None:
+            _check_transfer_coding(coding, version, lengths)
         if request.upgrade is not None:
             request.upgrade = next(
                 (v.strip().lower() for n, v in request.headers if n == b"upgrade"), None

@@ -122,6 +122,9 @@ class HttptoolsBackend:
             self._after_upgrade = data[offset:]
         except ProtocolError as exc:
             self._fail(exc)
+        except httptools.HttpParserCallbackError as exc:  # our own check, from a callback
+            cause = exc.__context__
+            self._fail(cause if isinstance(cause, ProtocolError) else ProtocolError(str(exc)))
         except httptools.HttpParserInvalidMethodError as exc:
             self._fail(ProtocolError(f"invalid method: {exc}", 400))
         except httptools.HttpParserError as exc:

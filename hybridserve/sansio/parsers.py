@@ -12,6 +12,7 @@ tells it that a response was sent (the bytes we really send come from ``writer.p
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 import h11
@@ -40,6 +41,7 @@ class ParserBackend(Protocol):
         """The response finished on a kept-alive connection: parse what is buffered."""
 
 
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _H11_SENT_RESPONSE = h11.Response(status_code=200, headers=[(b"content-length", b"0")])
 _H11_END = h11.EndOfMessage()
 
@@ -91,6 +93,9 @@ class H11Backend:
                 out.append(Body(data if type(data) is bytes else bytes(data)))
             elif kind is h11.Request:
                 req: h11.Request = ev  # type: ignore[assignment]  # narrowed by kind
+                for _, value in req.headers:
+                    if _CONTROL.search(value) is not None:  # h11 lets these through
+                        raise ProtocolError("control character in a header value", 400)
                 out.append(
                     Request(
                         method=req.method,

@@ -11,8 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import ServeFactory
-from tests.harness import get, read_response
-from tests.integration.test_signals import wait_until
+from tests.harness import get, read_response, wait_until
 
 HOSTILE = 'evil" 200 - "x\\"\t[31m\xe9 ] \\\\'
 

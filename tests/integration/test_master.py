@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from tests.conftest import ServeFactory
-from tests.harness import Server, get, read_response
-from tests.integration.test_signals import steady_load, wait_until
+from tests.harness import Server, get, read_response, wait_until
+from tests.integration.test_signals import steady_load
 
 
 def cmdline(pid: int) -> str:

@@ -6,14 +6,13 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
 from tests.conftest import ServeFactory
-from tests.harness import Server, get, read_response
+from tests.harness import Server, get, read_response, wait_until
 
 
 def fetch(server: Server, path: str, timeout_s: float = 10) -> httpx.Response:
@@ -29,15 +28,6 @@ def alive(pid: int) -> bool:
         return False
     status = Path(f"/proc/{pid}/status")
     return not status.exists() or "State:\tZ" not in status.read_text()
-
-
-def wait_until(predicate: Callable[[], object], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_several_workers_serve(serve: ServeFactory) -> None:

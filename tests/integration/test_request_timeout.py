@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from tests.conftest import ServeFactory
-from tests.integration.test_signals import wait_until
+from tests.harness import wait_until
 
 
 def test_every_wsgi_thread_stuck_is_recovered(serve: ServeFactory) -> None:

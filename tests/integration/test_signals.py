@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import ServeFactory
-from tests.harness import Server
+from tests.harness import Server, wait_until
 
 
 @dataclass
@@ -57,15 +57,6 @@ def steady_load(server: Server, clients: int = 4, max_s: float = 30) -> Iterator
         stop.set()
         for thread in threads:
             thread.join(15)
-
-
-def wait_until(predicate: Callable[[], object], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_hup_replaces_every_worker_without_failing_a_request(serve: ServeFactory) -> None:

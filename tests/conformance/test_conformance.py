@@ -1,0 +1,90 @@
+"""The RFC 9112 cases against a live server, once per parser backend: both must agree."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conformance.cases import CASES, Case
+from tests.harness import Response, Server, SocketReader
+
+BACKENDS = ["h11", "httptools"]
+CLOSE_WAIT_S = 1.0  # a server that means to close does so at once; keep-alive is 5 s
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    server = Server("-w", "1", "--http", request.param, "--keep-alive", "5").start()
+    server.backend = request.param  # type: ignore[attr-defined]  # for the test's eyes
+    yield server
+    assert server.stop() == 0, server.log
+
+
+def exchange(server: Server, case: Case, expected: int | None) -> tuple[list[Response], bool]:
+    """Send the case's bytes; the responses that came, and whether the server closed.
+
+    With ``expected`` responses known, reading stops there and the close is only waited
+    for when the case says something about it; for a refusal, reading goes on until the
+    server closes (or stays quiet for CLOSE_WAIT_S).
+    """
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        for i, part in enumerate(case.parts):
+            if i:
+                time.sleep(0.02)
+            try:
+                sock.sendall(part)
+            except OSError:
+                break  # the server already refused and closed
+        if case.eof:
+            sock.shutdown(socket.SHUT_WR)
+        reader = SocketReader(sock)
+        responses: list[Response] = []
+        head_first = case.parts[0].startswith(b"HEAD")
+        while expected is None or len(responses) < expected:
+            try:
+                responses.append(reader.read_response(head_request=head_first and not responses))
+            except (EOFError, ConnectionResetError):
+                return responses, True
+            except TimeoutError:
+                return responses, False
+        if case.closed is None:
+            return responses, False
+        sock.settimeout(CLOSE_WAIT_S if case.closed else 0.3)
+        try:
+            return responses, sock.recv(1) == b"" and not reader.buf
+        except ConnectionResetError:
+            return responses, True
+        except TimeoutError:
+            return responses, False
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_case(server: Server, case: Case) -> None:
+    backend: str = server.backend  # type: ignore[attr-defined]
+    expected = None if case.reject is not None else case.per_backend.get(backend, case.statuses)
+    responses, closed = exchange(server, case, None if expected is None else len(expected))
+    statuses = tuple(r.status for r in responses)
+    if case.reject is not None:
+        assert statuses, f"{case.rfc}: no answer to a request that must be refused"
+        if case.reject:
+            assert statuses[0] == case.reject, f"{case.rfc}: {statuses}"
+        else:
+            assert 400 <= statuses[0] < 500, f"{case.rfc}: {statuses}"
+        assert len(statuses) == 1, f"{case.rfc}: served after an error: {statuses}"
+        assert closed, f"{case.rfc}: connection left open after an error"
+        return
+    assert statuses == expected, f"{case.rfc}: {statuses} != {expected}"
+    if case.closed is not None:
+        assert closed == case.closed, f"{case.rfc}: closed={closed}"
+    if case.body is not None:
+        assert json.loads(responses[0].body)["body"] == case.body, case.rfc
+
+
+def test_there_are_enough_cases_and_all_cite_a_section() -> None:
+    assert len(CASES) >= 80
+    assert all(case.rfc.startswith("RFC ") for case in CASES)
+    assert len({case.name for case in CASES}) == len(CASES)
