@@ -23,6 +23,7 @@ from hybridserve.sansio.parsers import ParserBackend, make_backend
 from hybridserve.sansio.writer import Framing, build_head, header_line
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_MAYBE_FRAMING = re.compile(rb"(?i)\n(?:content-length|transfer-encoding)")
 _FRAMING = re.compile(rb"\r\n(content-length|transfer-encoding)[ \t]*:([^\r\n]*)")
 _REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ \x00-\x20\x7f]+ HTTP/[0-9]\.[0-9]\r")
 
@@ -194,8 +195,9 @@ class ServerConnection:
         A request line longer than the limit is answered 414 before it ends, so a huge line
         costs no more than the limit. Once the head is whole: a strict request line (one SP
         between parts, a version), CRLF line ends only, no obs-fold (RFC 9112 §2.2, §3,
-        §5.2). Leading empty lines are skipped (§2.2). h11 alone lets bare LF and obs-fold
-        through, llhttp alone lets double spaces and a missing version through.
+        §5.2), no empty line before it. h11 alone lets bare LF and obs-fold through,
+        llhttp alone lets double spaces and a missing version through. This runs once per
+        request, so it keeps to a few C-level scans of the head (about 1 µs).
         """
         head = self._head + data if self._head else data
         end = head.find(b"\r\n\r\n")
@@ -211,22 +213,22 @@ class ServerConnection:
             return
         self._head_checked = True
         self._head = b""
-        self._tail = bytearray(head[end + 4 :])
+        stop = end + 2  # the head's last CRLF, not the empty line after it
+        self._tail = bytearray(head[stop + 2 :]) if len(head) > stop + 2 else bytearray()
         if end > self._limits.max_head_bytes:
             raise ProtocolError("request head too large", 431)
-        head = head[: end + 2]
         line_end = head.find(b"\r\n")
         if line_end > self._limits.max_request_line_bytes:
             raise ProtocolError("request line too long", 414)
         if _REQUEST_LINE.match(head, 0, line_end + 1) is None:
             raise ProtocolError("malformed request line", 400)
-        if head.count(b"\n") != head.count(b"\r\n"):
+        if head.count(b"\n", 0, stop) != head.count(b"\r\n", 0, stop):
             raise ProtocolError("bare LF in the request head", 400)
-        if b"\n " in head or b"\n\t" in head:
+        if head.find(b"\n ", 0, stop) >= 0 or head.find(b"\n\t", 0, stop) >= 0:
             raise ProtocolError("obs-fold in the request head", 400)
-        lowered = head.lower()
-        if b"content-length" in lowered or b"transfer-encoding" in lowered:
-            _check_framing(lowered)
+        # Framing headers in any letter case; most heads have neither, so look cheaply first.
+        if _MAYBE_FRAMING.search(head, 0, stop) is not None:
+            _check_framing(head[:stop].lower())
 
     def _check(self, events: list[Event]) -> list[Event]:
         limits = self._limits
