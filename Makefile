@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
+BENCH_ARGS ?=  # e.g. --quick for a 30 s smoke run
 
 .PHONY: run test lint typecheck pytest bench clean system-deps
 
@@ -38,7 +39,7 @@ test: lint typecheck pytest
 # bench/RESULTS.md. Loopback only, bounded to about 15 minutes.
 bench: $(STAMP)
 	bash bench/setup.sh
-	bench/.venv/bin/python bench/run.py
+	bench/.venv/bin/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
