@@ -18,12 +18,9 @@ from wsproto.extensions import Extension, PerMessageDeflate
 
 from hybridserve.apps.asgi import ASGIAdapter
 from hybridserve.apps.types import Address, ASGIApp, Message, Receive, Scope, Send
-from hybridserve.apps.websocket import (
-    CLOSED,
-    CLOSING,
-    OPEN,
+from hybridserve.apps.websocket import CLOSED, CLOSING, OPEN, WebSocketSession
+from hybridserve.sansio.websocket import (
     Handshake,
-    WebSocketSession,
     accept_head,
     negotiate_deflate,
     read_handshake,
