@@ -19,6 +19,9 @@ from wsproto.extensions import Extension, PerMessageDeflate
 from hybridserve.apps.asgi import ASGIAdapter
 from hybridserve.apps.types import Address, ASGIApp, Message, Receive, Scope, Send
 from hybridserve.apps.websocket import CLOSED, CLOSING, OPEN, WebSocketSession
+from hybridserve.config import WebSocket as WebSocketSettings
+from hybridserve.errors import ProtocolError, ResponseError
+from hybridserve.sansio.events import Headers, Request
 from hybridserve.sansio.websocket import (
     Handshake,
     accept_head,
@@ -26,9 +29,6 @@ from hybridserve.sansio.websocket import (
     read_handshake,
     valid_close_code,
 )
-from hybridserve.config import WebSocket as WebSocketSettings
-from hybridserve.errors import ProtocolError, ResponseError
-from hybridserve.sansio.events import Headers, Request
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3's example
 
