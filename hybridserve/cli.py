@@ -31,7 +31,8 @@ from hybridserve.errors import (
 )
 from hybridserve.log import configure
 from hybridserve.master import identity, sockets
-from hybridserve.master.arbiter import LAUNCH_DIR, Arbiter
+from hybridserve.master.arbiter import Arbiter
+from hybridserve.master.succession import LAUNCH_DIR
 from hybridserve.sources import (
     SETTINGS,
     CommandLine,

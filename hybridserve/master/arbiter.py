@@ -18,7 +18,6 @@ import os
 import select
 import signal
 import socket
-import sys
 import threading
 import time
 from collections import deque
@@ -30,7 +29,7 @@ from typing import Any
 from hybridserve.config import Config
 from hybridserve.errors import EXIT_APP_LOAD, EXIT_ERROR, EXIT_OK, ConfigError
 from hybridserve.log import reopen_files
-from hybridserve.master import identity, metrics, sockets, systemd
+from hybridserve.master import identity, metrics, sockets, succession, systemd
 from hybridserve.worker import server as worker_server
 from hybridserve.worker.exposition import encode_totals
 from hybridserve.worker.slots import DRAINING, READY, Slots
@@ -48,7 +47,6 @@ HANDLED_SIGNALS = (
     signal.SIGUSR2,
     signal.SIGCHLD,
 )
-LAUNCH_DIR = os.getcwd()  # imported by the CLI before --chdir: where a USR2 re-exec starts
 # Settings a HUP cannot change: they shaped the master, its sockets or its identity.
 STARTUP_ONLY = (
     "bind",
@@ -230,19 +228,12 @@ class Arbiter:
                 fh.write(f"{self.pid}\n")
 
     def _watch_sources(self) -> None:
-        """--reload: a HUP for every batch of changed Python files (development only)."""
-        import watchfiles
+        def reload() -> None:
+            self._signals.append(signal.SIGHUP)
+            os.write(self._wakeup_w, b"\0")
 
         dirs = self.config.reload_dirs or (os.getcwd(),)
-        log.info("Watching %s for changes", ", ".join(dirs))
-        for changes in watchfiles.watch(
-            *dirs, watch_filter=watchfiles.PythonFilter(), stop_event=self._watcher_stop
-        ):
-            names = sorted({os.path.basename(path) for _, path in changes})
-            log.info("Changed: %s; reloading", ", ".join(names))
-            self._signals.append(signal.SIGHUP)
-            with contextlib.suppress(OSError):
-                os.write(self._wakeup_w, b"\0")
+        succession.watch_sources(dirs, self._watcher_stop, reload)
 
     def _finished(self) -> bool:
         if self._stop_deadline is None:
@@ -290,24 +281,9 @@ class Arbiter:
         if self._new_master is not None:
             log.warning("A new master (%d) is already running; USR2 ignored", self._new_master)
             return
-        env = {**os.environ, sockets.INHERIT_ENV: ",".join(str(s.fileno()) for s in self.listeners)}
-        argv = [sys.executable, "-m", "hybridserve", *sys.argv[1:]]
-        if self.pid_file is not None:
-            with contextlib.suppress(OSError):
-                os.rename(self.pid_file, self.pid_file + ".oldbin")
-                self.pid_file += ".oldbin"
-        pid = os.fork()
-        if pid == 0:
-            try:
-                signal.set_wakeup_fd(-1)
-                for sig in HANDLED_SIGNALS:
-                    signal.signal(sig, signal.SIG_DFL)
-                os.chdir(LAUNCH_DIR)
-                os.execve(sys.executable, argv, env)
-            finally:
-                os._exit(EXIT_ERROR)
-        self._new_master = pid
-        log.info("Started a new master %d on the same sockets", pid)
+        self.pid_file = succession.move_pid_file(self.pid_file, ".oldbin", add=True)
+        self._new_master = succession.start_new_master(self.listeners, HANDLED_SIGNALS)
+        log.info("Started a new master %d on the same sockets", self._new_master)
 
     def stop(self, *, graceful: bool) -> None:
         """Graceful: readiness fails now, the drain starts after ``--drain-delay``."""
@@ -409,10 +385,7 @@ class Arbiter:
                 code = os.waitstatus_to_exitcode(status)
                 log.warning("New master %d exited (%d); this one keeps serving", pid, code)
                 self._new_master = None
-                if self.pid_file is not None and self.pid_file.endswith(".oldbin"):
-                    with contextlib.suppress(OSError):
-                        os.rename(self.pid_file, self.pid_file.removesuffix(".oldbin"))
-                        self.pid_file = self.pid_file.removesuffix(".oldbin")
+                self.pid_file = succession.move_pid_file(self.pid_file, ".oldbin", add=False)
                 continue
             info = self.workers.pop(pid, None)
             if info is None:
