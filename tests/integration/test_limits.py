@@ -112,3 +112,21 @@ def test_silent_and_slow_connections_do_not_shut_accept(serve: ServeFactory) -> 
     assert time.monotonic() - started < 1
     for sock in loris:
         sock.close()
+
+
+def test_body_limit_answers_413_and_closes(serve: ServeFactory) -> None:
+    server = serve("-w", "1", "--limit-request-body", "10")
+    declared = server.exchange(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n01234567890" + get("/")
+    )
+    assert declared.startswith(b"HTTP/1.1 413 ")
+    assert declared.count(b"HTTP/1.1") == 1
+    chunked = server.exchange(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"6\r\n012345\r\n6\r\n678901\r\n0\r\n\r\n"
+    )
+    assert chunked.startswith(b"HTTP/1.1 413 ")
+    ok = server.exchange(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\nConnection: close\r\n\r\n0123456789"
+    )
+    assert ok.startswith(b"HTTP/1.1 200 ")
