@@ -127,6 +127,7 @@ def test_body_limit_answers_413_and_closes(serve: ServeFactory) -> None:
     )
     assert chunked.startswith(b"HTTP/1.1 413 ")
     ok = server.exchange(
-        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\nConnection: close\r\n\r\n0123456789"
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n"
+        b"Connection: close\r\n\r\n0123456789"
     )
     assert ok.startswith(b"HTTP/1.1 200 ")
