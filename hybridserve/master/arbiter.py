@@ -18,7 +18,6 @@ import os
 import select
 import signal
 import socket
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from hybridserve.config import Config
 from hybridserve.errors import EXIT_APP_LOAD, EXIT_ERROR, EXIT_OK, ConfigError
 from hybridserve.log import reopen_files
 from hybridserve.master import identity, metrics, sockets, succession, systemd
+from hybridserve.master.boot import BootPolicy, Verdict
 from hybridserve.worker import server as worker_server
 from hybridserve.worker.exposition import encode_totals
 from hybridserve.worker.slots import DRAINING, READY, Slots
@@ -66,7 +66,6 @@ STARTUP_ONLY = (
     "access_log",
     "log_config",
 )
-MAX_BOOT_FAILURES = 5  # consecutive workers dying before ready: the app can't boot
 KILL_GRACE_S = 1.0  # after SIGABRT/SIGQUIT, before SIGKILL
 
 
@@ -83,6 +82,7 @@ class WorkerInfo:
     term_sent: float = 0.0
     abort_sent: float = 0.0
     reason: str = ""  # why we (or it) ended it: reload, scale_down, timeout, max_requests
+    stopped_by_us: bool = False  # its exit is expected, whatever the signal
 
 
 def set_title(role: str, config: Config) -> None:
@@ -109,7 +109,9 @@ class Arbiter:
         self.listeners = listeners
         self.preloaded = preloaded
         self.target = config.workers
-        self.generation = 1
+        self.generation = 1  # the generation the master wants serving
+        self._newest_generation = 1  # numbers are never reused, even after a failed reload
+        self._good_config = config  # what the last generation that was ready ran with
         self.workers: dict[int, WorkerInfo] = {}
         self.slots = Slots(max(64, config.workers * 4))
         # The last slot is the master's: it publishes the totals of workers gone there.
@@ -117,7 +119,7 @@ class Arbiter:
         self._signals: deque[int] = deque()
         self._stop_deadline: float | None = None
         self._exit_code = EXIT_OK
-        self._boot_failures = 0
+        self._boot = BootPolicy()
         self._next_spawn = 0.0
         self._ready_at = (0, 0)  # (generation, target) last announced as ready
         self._wakeup_r = self._wakeup_w = -1
@@ -126,8 +128,11 @@ class Arbiter:
         self._new_master: int | None = None
         self._identity = identity.resolve(config)
         self._notifier = systemd.Notifier()
-        self._watcher_stop = threading.Event()
+        self._watcher: int | None = None  # --reload's file watcher process
         self._stopping = False  # readiness fails from the first TERM on
+        self._stopping_now = False
+        self._out_of_slots = False
+        self._last_load_error = ""
         self._drain_at: float | None = None  # --drain-delay: when the real drain starts
         self.totals = metrics.Totals()
         self._unix_paths = [s.getsockname() for s in listeners if s.family == socket.AF_UNIX]
@@ -150,7 +155,7 @@ class Arbiter:
                 log.error("Cannot serve metrics on %s: %s", self.config.metrics_bind, exc)
                 return EXIT_ERROR
         if self.config.reload:
-            threading.Thread(target=self._watch_sources, daemon=True).start()
+            self._start_watcher()
         try:
             self._spawn_missing()
             while not self._finished():
@@ -180,7 +185,10 @@ class Arbiter:
             if self._metrics is not None:
                 self._metrics.close()
             self._notifier.close()
-            self._watcher_stop.set()
+            if self._watcher is not None:
+                self._kill(self._watcher, signal.SIGTERM)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(self._watcher, 0)
             signal.set_wakeup_fd(-1)
             os.close(self._wakeup_r)
             os.close(self._wakeup_w)
@@ -227,13 +235,17 @@ class Arbiter:
             with open(self.pid_file, "w") as fh:
                 fh.write(f"{self.pid}\n")
 
-    def _watch_sources(self) -> None:
-        def reload() -> None:
-            self._signals.append(signal.SIGHUP)
-            os.write(self._wakeup_w, b"\0")
+    def _start_watcher(self) -> None:
+        """--reload: a child process watches the files and sends us HUP.
 
+        A process, not a thread: the master forks workers, and a thread holding a lock
+        (the logging lock, say) at the moment of a fork would hang the child.
+        """
         dirs = self.config.reload_dirs or (os.getcwd(),)
-        succession.watch_sources(dirs, self._watcher_stop, reload)
+        inherited = [self._wakeup_r, self._wakeup_w, *(s.fileno() for s in self.listeners)]
+        if self._metrics is not None:
+            inherited += self._metrics.fds()
+        self._watcher = succession.start_watcher(dirs, self.pid, HANDLED_SIGNALS, inherited)
 
     def _finished(self) -> bool:
         if self._stop_deadline is None:
@@ -265,6 +277,9 @@ class Arbiter:
         elif sig == signal.SIGHUP:
             self.reload()
         elif sig == signal.SIGTTIN:
+            if self.target >= self.slots.count - 1:
+                log.warning("Worker count already at its limit (%d); TTIN ignored", self.target)
+                return
             self.target += 1
             log.info("Worker count raised to %d", self.target)
         elif sig == signal.SIGTTOU:
@@ -290,6 +305,9 @@ class Arbiter:
         self._notifier.stopping()
         self._stopping = True
         if not graceful:
+            if self._stopping_now:
+                return
+            self._stopping_now = True
             log.info("Stopping now")
             self._drain_at = None
             self._stop_deadline = time.monotonic() + KILL_GRACE_S
@@ -317,7 +335,8 @@ class Arbiter:
             return
         self._notifier.reloading()
         self._reread_config()
-        self.generation += 1
+        self._newest_generation += 1
+        self.generation = self._newest_generation
         self._next_spawn = 0.0
         log.info("Reloading: starting worker generation %d", self.generation)
 
@@ -337,7 +356,7 @@ class Arbiter:
             log.warning("Changed settings that need a restart (USR2): %s", ", ".join(changed))
         self.config = dataclasses.replace(fresh, **fixed)
         if self.config.workers != old.workers:
-            self.target = self.config.workers
+            self.target = min(self.config.workers, self.slots.count - 1)
         log.info("Config reloaded")
 
     def _shrink(self) -> None:
@@ -352,17 +371,24 @@ class Arbiter:
         log.info("Worker count lowered to %d", self.target)
 
     def _signal_all(self, sig: int) -> None:
-        """Tell every worker to stop; one still booting has nothing to finish: it is killed."""
+        """Tell every worker to stop.
+
+        TERM goes to booting workers too: one that has not yet installed its handler dies
+        of it having accepted nothing, and one that has (it may already be serving, before
+        we read its slot) drains like any other. An immediate stop kills booting ones.
+        """
         now = time.monotonic()
         for info in self.workers.values():
             info.draining = True
+            info.stopped_by_us = True
             if sig == signal.SIGTERM and info.term_sent:
                 continue
             info.term_sent = info.term_sent or now
-            self._kill(info.pid, sig if info.ready else signal.SIGKILL)
+            self._kill(info.pid, sig if info.ready or sig == signal.SIGTERM else signal.SIGKILL)
 
     def _retire(self, info: WorkerInfo, reason: str) -> None:
         info.draining = True
+        info.stopped_by_us = True
         info.reason = info.reason or reason
         info.term_sent = time.monotonic()
         self._kill(info.pid, signal.SIGTERM)
@@ -381,6 +407,11 @@ class Arbiter:
                 return
             if pid == 0:
                 return
+            if pid == self._watcher:
+                code = os.waitstatus_to_exitcode(status)
+                log.warning("File watcher %d exited (%d); --reload is off now", pid, code)
+                self._watcher = None
+                continue
             if pid == self._new_master:
                 code = os.waitstatus_to_exitcode(status)
                 log.warning("New master %d exited (%d); this one keeps serving", pid, code)
@@ -395,40 +426,79 @@ class Arbiter:
             if view.pid == info.pid:
                 self.totals.retire(view)
                 if view.state == DRAINING and not info.reason:
-                    info.reason = self.slots.message(info.slot) or "drained"
+                    info.reason = self.slots.message(info.slot) or "signal"
             if self._stop_deadline is None and info.reason != "scale_down":
                 self.totals.restarts[info.reason or ("crash" if code else "exit")] += 1
             self._on_exit(info, code)
             self.slots.clear(info.slot)
-            self.slots.set_message(self.slots.count - 1, encode_totals(self.totals))
             self._free_slots.append(info.slot)
+            self._publish_totals()
+
+    def _publish_totals(self) -> None:
+        self.slots.set_message(self.slots.count - 1, encode_totals(self.totals))
 
     def _on_exit(self, info: WorkerInfo, code: int) -> None:
-        reason = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited ({code})"
-        if code == EXIT_APP_LOAD:
-            if self._exit_code != EXIT_APP_LOAD:
-                log.error("Worker failed to load the app: %s", self.slots.message(info.slot))
-                self._exit_code = EXIT_APP_LOAD
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited ({code})"
+        if info.stopped_by_us or self._stop_deadline is not None:
+            # We asked it to go: whatever signal ended it, that was the plan, not news.
+            detail = "" if code in (EXIT_OK, -signal.SIGTERM, -signal.SIGKILL) else f" ({how})"
+            log.info("Worker %d stopped%s", info.pid, detail)
+            return
+        if info.draining and code == EXIT_OK:
+            log.info("Worker %d exited (%s)", info.pid, info.reason or "drained")
+            return
+        if info.ready:
+            level = logging.INFO if code == EXIT_OK else logging.WARNING
+            log.log(level, "Worker %d %s; replacing it", info.pid, how)
+            return
+        self._boot_failed(info, code, how)
+
+    def _boot_failed(self, info: WorkerInfo, code: int, how: str) -> None:
+        load_error = code == EXIT_APP_LOAD
+        message = self.slots.message(info.slot) if load_error else ""
+        decision = self._boot.failed(info.generation, load_error=load_error)
+        who = (info.pid, how)
+        if decision.verdict is Verdict.GIVE_UP:
+            if load_error:
+                log.error("Worker failed to load the app: %s", message)
+            else:
+                log.error("Workers keep dying while booting (worker %d %s); giving up", *who)
+            self._exit_code = EXIT_APP_LOAD
             self.stop(graceful=False)
-            return
-        if self._stop_deadline is not None or (info.draining and code == EXIT_OK):
-            log.info("Worker %d %s", info.pid, reason)
-            return
-        if not info.ready:
-            self._boot_failures += 1
-            if self._boot_failures >= MAX_BOOT_FAILURES:
-                log.error(
-                    "Workers keep dying while booting (worker %d %s); giving up", info.pid, reason
-                )
-                self._exit_code = EXIT_APP_LOAD
-                self.stop(graceful=False)
-                return
-            delay = min(0.1 * 2 ** (self._boot_failures - 1), 5.0)
-            self._next_spawn = time.monotonic() + delay
-            log.warning("Worker %d %s while booting; retrying in %.1fs", info.pid, reason, delay)
-            return
-        level = logging.INFO if code == EXIT_OK else logging.WARNING
-        log.log(level, "Worker %d %s; replacing it", info.pid, reason)
+        elif decision.verdict is Verdict.RETIRE:
+            self._retire_generation(info.generation, message or f"worker {how} while booting")
+        else:
+            self._next_spawn = time.monotonic() + decision.delay_s
+            what = how
+            if load_error:  # the app's own words once; after that, that they still hold
+                same = message == self._last_load_error
+                what = "could not load the app" + (" (the same error)" if same else f": {message}")
+                self._last_load_error = message
+            log.warning("Worker %d %s; retrying in %.1fs", info.pid, what, decision.delay_s)
+
+    def _retire_generation(self, generation: int, why: str) -> None:
+        """A reload that cannot boot: stop its workers, serve on with the last good one."""
+        serving = self._boot.serving
+        log.error(
+            "Reload failed: generation %d cannot boot: %s. Generation %s keeps serving; "
+            "fix the app and reload again",
+            generation,
+            why,
+            serving,
+        )
+        self.totals.note_reload(ok=False, error=f"generation {generation}: {why}")
+        self._publish_totals()
+        self._boot.forget(generation)
+        for info in self.workers.values():
+            if info.generation == generation and not info.draining:
+                self._retire(info, "reload_failed")
+        if self.generation == generation and serving is not None:
+            self.generation = serving
+            if self._good_config.workers != self.config.workers:
+                self.target = self._good_config.workers
+            self.config = self._good_config
+            self._ready_at = (serving, self.target)
+        self._notifier.ready("Reload failed; serving the previous generation")
 
     def _check_workers(self) -> None:
         now = time.monotonic()
@@ -441,10 +511,12 @@ class Arbiter:
                 beat = view.beat
                 if view.state == READY and not info.ready:
                     info.ready = True
-                    self._boot_failures = 0
+                    self._boot.worker_ready(info.generation)
                 elif view.state == DRAINING and not info.draining:
-                    info.draining = True  # leaving by itself (max requests): replace it now
-                    info.reason = "max_requests"
+                    # Leaving by itself (max requests, lost threads, a TERM of its own):
+                    # replace it now. Its slot says why; a bare TERM leaves no word.
+                    info.draining = True
+                    info.reason = self.slots.message(info.slot) or "signal"
             if info.abort_sent:
                 if now - info.abort_sent > KILL_GRACE_S:
                     self._kill(info.pid, signal.SIGKILL)
@@ -473,8 +545,14 @@ class Arbiter:
             return
         if self._ready_at != (self.generation, self.target):
             self._ready_at = (self.generation, self.target)
-            log.info("Ready: %d workers", len(current))
-            self._notifier.ready(f"Serving with {len(current)} workers")
+            if self._boot.serving not in (None, self.generation):
+                self.totals.note_reload(ok=True)
+                self._publish_totals()
+            self._boot.generation_ready(self.generation)
+            self._good_config = self.config
+            workers = f"{len(current)} worker{'s' if len(current) != 1 else ''}"
+            log.info("Ready: %s (generation %d)", workers, self.generation)
+            self._notifier.ready(f"Serving with {workers}")
         for info in list(self.workers.values()):
             if info.generation != self.generation and not info.draining:
                 self._retire(info, "reload")
@@ -486,6 +564,14 @@ class Arbiter:
             w for w in self.workers.values() if w.generation == self.generation and not w.draining
         ]
         for _ in range(self.target - len(current)):
+            if not self._free_slots:
+                # Old generations still draining hold every slot; they free theirs as
+                # they exit, and the loop comes back here.
+                if not self._out_of_slots:
+                    log.warning("No free worker slot until draining workers exit")
+                self._out_of_slots = True
+                return
+            self._out_of_slots = False
             self._spawn()
 
     def _spawn(self) -> None:

@@ -10,11 +10,11 @@ import os
 import signal
 import socket
 import sys
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from hybridserve.errors import EXIT_ERROR
 from hybridserve.master.sockets import INHERIT_ENV
+from hybridserve.worker.server import die_with_parent
 
 log = logging.getLogger("hybridserve.error")
 
@@ -52,18 +52,55 @@ def move_pid_file(path: str | None, suffix: str, *, add: bool) -> str | None:
     return target
 
 
-def watch_sources(
-    dirs: tuple[str, ...], stop: threading.Event, on_change: Callable[[], None]
-) -> None:
-    """--reload (development only): ``on_change`` for every batch of changed Python files.
+def start_watcher(
+    dirs: tuple[str, ...], master_pid: int, handled: Iterable[int], inherited: Iterable[int]
+) -> int:
+    """Fork the --reload watcher: it sends the master HUP for every batch of changed files.
 
-    Runs in a thread of the master; ``on_change`` must only queue work for the loop.
+    ``inherited`` are the master's descriptors the watcher must not hold (a listener kept
+    open here would outlive the drain).
     """
+    pid = os.fork()
+    if pid != 0:
+        return pid
+    code = EXIT_ERROR
+    try:
+        signal.set_wakeup_fd(-1)
+        for sig in handled:
+            signal.signal(sig, signal.SIG_DFL)
+        for fd in inherited:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        die_with_parent()
+        watch_sources(dirs, master_pid)
+        code = 0
+    except BaseException:
+        log.exception("The file watcher failed")
+    finally:
+        logging.shutdown()
+        os._exit(code)
+
+
+class _MasterGone:
+    """watchfiles' stop event: the watcher ends when its master is no longer its parent."""
+
+    def __init__(self, master_pid: int) -> None:
+        self._master_pid = master_pid
+
+    def is_set(self) -> bool:
+        return os.getppid() != self._master_pid
+
+
+def watch_sources(dirs: tuple[str, ...], master_pid: int) -> None:
+    """HUP the master for every batch of changed Python files (development only)."""
     import watchfiles
 
     log.info("Watching %s for changes", ", ".join(dirs))
-    for changes in watchfiles.watch(*dirs, watch_filter=watchfiles.PythonFilter(), stop_event=stop):
+    stop = _MasterGone(master_pid)
+    for changes in watchfiles.watch(
+        *dirs, watch_filter=watchfiles.PythonFilter(), stop_event=stop, rust_timeout=1000
+    ):
         names = sorted({os.path.basename(path) for _, path in changes})
         log.info("Changed: %s; reloading", ", ".join(names))
-        with contextlib.suppress(OSError):
-            on_change()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(master_pid, signal.SIGHUP)

@@ -30,6 +30,7 @@ from hybridserve.worker.slots import (
 )
 
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+REASON_MAX = 512  # a failed reload's reason, as kept in the reserved slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,12 @@ class Totals:
         self.buckets: dict[tuple[int, int], int] = Tally()  # (interface, bucket index)
         self.duration_sum_s: dict[int, float] = defaultdict(float)
         self.restarts: dict[str, int] = Tally()
+        self.reloads: dict[str, int] = Tally()  # by result: ok, failed
+        self.reload_error = ""  # why the last reload failed; cleared by one that works
+
+    def note_reload(self, *, ok: bool, error: str = "") -> None:
+        self.reloads["ok" if ok else "failed"] += 1
+        self.reload_error = "" if ok else error[:REASON_MAX]
 
     def retire(self, slot: SlotView) -> None:
         c = slot.counters
@@ -99,6 +106,11 @@ def render(workers: list[WorkerSample], totals: Totals) -> str:
     metric("worker_restarts_total", "counter", "Workers replaced, by reason.")
     for reason, n in sorted(totals.restarts.items()):
         out.append(f'hybridserve_worker_restarts_total{{reason="{reason}"}} {n}')
+    metric("reloads_total", "counter", "Reloads (HUP, --reload) by result.")
+    for result in ("ok", "failed"):
+        out.append(f'hybridserve_reloads_total{{result="{result}"}} {totals.reloads[result]}')
+    metric("last_reload_failed", "gauge", "1 while the newest reload could not boot.")
+    out.append(f"hybridserve_last_reload_failed {int(bool(totals.reload_error))}")
     return "\n".join(out) + "\n"
 
 
@@ -176,6 +188,10 @@ def respond(
             return 503, TEXT, b"draining\n"
         if ready < target:
             return 503, TEXT, f"{ready} of {target} workers ready\n".encode()
+        if totals.reload_error:
+            # Still ready: the previous generation serves. Taking the instance out of
+            # rotation over a failed deploy would turn it into an outage.
+            return 200, TEXT, f"ready\nlast reload failed: {totals.reload_error}\n".encode()
         return 200, TEXT, b"ready\n"
     return 404, TEXT, b"not found: try /metrics, /healthz or /readyz\n"
 
@@ -188,6 +204,8 @@ def encode_totals(totals: Totals) -> str:
             "buckets": [[k[0], k[1], n] for k, n in totals.buckets.items()],
             "sums": [[k, v] for k, v in totals.duration_sum_s.items()],
             "restarts": dict(totals.restarts),
+            "reloads": dict(totals.reloads),
+            "reload_error": totals.reload_error,
         },
         separators=(",", ":"),
     )
@@ -205,6 +223,8 @@ def decode_totals(text: str) -> Totals:
     for iface, value in data["sums"]:
         totals.duration_sum_s[iface] = value
     totals.restarts.update(data["restarts"])
+    totals.reloads.update(data.get("reloads", {}))
+    totals.reload_error = data.get("reload_error", "")
     return totals
 
 

@@ -222,6 +222,7 @@ class Worker:
         self.generation = generation
         self.master_pid = master_pid
         self._stop: asyncio.Future[bool] | None = None
+        self.early_stops: list[int] = []  # TERMs that came while the app was loading
         self._interrupts = 0
         self._slot_state = BOOTING
         self._started = time.time()
@@ -273,6 +274,8 @@ class Worker:
         loop.add_signal_handler(signal.SIGUSR1, reopen_files)
         acceptor = Acceptor(state, self.listeners, tls.server_context(self.config.tls))
         acceptor.resume()
+        if self.early_stops:
+            self.stop(False)  # told to go while booting: serve what waits, then leave
         self._slot_state = READY
         self._tick()
         log.info("Worker %d serving (%s, %s)", os.getpid(), self.interface, state.http_backend)
@@ -307,9 +310,11 @@ class Worker:
         acceptor.close_listeners()  # right after the sweep: nothing slips in unseen
         await self._idle(state, deadline)
         if state.connections:
-            log.warning(
-                "%d connections still open after the graceful timeout", len(state.connections)
-            )
+            n = len(state.connections)
+            if state.loop.time() >= deadline:
+                log.warning("%d connection(s) still open after the graceful timeout", n)
+            else:
+                log.info("Stopping now: closing %d open connection(s)", n)
 
     async def _idle(self, state: WorkerState, deadline: float) -> bool:
         """Wait until no connection is left; False if time ran out or we must stop now."""
@@ -377,7 +382,7 @@ class Worker:
         state.loop.call_later(interval, self._tick)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: get SIGTERM when the master dies; the heartbeat tick checks getppid too."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
@@ -396,12 +401,16 @@ def run(
     preloaded: tuple[Any, str] | None,
 ) -> int:
     """Entry point in a freshly forked worker; returns the process exit code."""
-    _die_with_parent()
+    die_with_parent()
     faulthandler.enable()
     queue_access_log()
     slots.write(index, beat=time.monotonic(), pid=os.getpid(), state=BOOTING, generation=generation)
     if os.getppid() != master_pid:
         return EXIT_OK
+    # A TERM while the app loads is kept for later, not fatal: the master may already be
+    # counting on this worker, and connections may wait for it in the shared backlog.
+    termed: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: termed.append(signum))
     try:
         app, interface = preloaded or load_app(
             config.app, interface=config.interface, factory=config.factory
@@ -419,6 +428,7 @@ def run(
         generation=generation,
         master_pid=master_pid,
     )
+    worker.early_stops = termed  # the same list: a TERM during lifespan startup lands too
     try:
         with asyncio.Runner(loop_factory=loop_factory(config.loop)) as runner:
             return runner.run(worker.serve())

@@ -170,7 +170,7 @@ def test_reload_restarts_workers_when_a_source_file_changes(
     mark = len(server.lines)
     source.write_text(template.format("two"))
     server.wait_for("Changed: reload_app.py; reloading", after=mark, timeout_s=10)
-    server.wait_for("Ready: 1 workers", after=mark, timeout_s=10)
+    server.wait_for("Ready: 1 worker", after=mark, timeout_s=10)
     assert wait_until(lambda: httpx.get(server.url).text == "two", 5)
 
 
