@@ -12,7 +12,6 @@ once every new worker reports ready, so a reload never leaves the listeners unse
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import select
@@ -21,16 +20,16 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 from hybridserve.config import Config
 from hybridserve.errors import EXIT_APP_LOAD, EXIT_ERROR, EXIT_OK, ConfigError
 from hybridserve.log import reopen_files
-from hybridserve.master import identity, metrics, sockets, succession, systemd
+from hybridserve.master import children, identity, metrics, sockets, succession, systemd
 from hybridserve.master.boot import BootPolicy, Verdict
-from hybridserve.worker import server as worker_server
+from hybridserve.master.children import WorkerInfo
+from hybridserve.master.reconfig import merge_reloaded
 from hybridserve.worker.exposition import encode_totals
 from hybridserve.worker.slots import DRAINING, READY, Slots
 
@@ -47,50 +46,7 @@ HANDLED_SIGNALS = (
     signal.SIGUSR2,
     signal.SIGCHLD,
 )
-# Settings a HUP cannot change: they shaped the master, its sockets or its identity.
-STARTUP_ONLY = (
-    "bind",
-    "backlog",
-    "user",
-    "group",
-    "umask",
-    "pid_file",
-    "metrics_bind",
-    "preload",
-    "reload",
-    "reload_dirs",
-    "chdir",
-    "app_dir",
-    "tls",
-    "error_log",
-    "access_log",
-    "log_config",
-)
 KILL_GRACE_S = 1.0  # after SIGABRT/SIGQUIT, before SIGKILL
-
-
-@dataclass(slots=True)
-class WorkerInfo:
-    """The master's record of one child."""
-
-    pid: int
-    slot: int
-    generation: int
-    started: float
-    ready: bool = False
-    draining: bool = False  # asked to go (or going by itself): does not count as capacity
-    term_sent: float = 0.0
-    abort_sent: float = 0.0
-    reason: str = ""  # why we (or it) ended it: reload, scale_down, timeout, max_requests
-    stopped_by_us: bool = False  # its exit is expected, whatever the signal
-
-
-def set_title(role: str, config: Config) -> None:
-    try:
-        from setproctitle import setproctitle
-    except ImportError:  # pragma: no cover - optional
-        return
-    setproctitle(f"hybridserve: {role} [{config.app or 'demo'}]")
 
 
 class Arbiter:
@@ -140,7 +96,7 @@ class Arbiter:
 
     # -- main loop ----------------------------------------------------------------
     def run(self) -> int:
-        set_title("master", self.config)
+        children.set_title("master", self.config)
         self._wakeup_r, self._wakeup_w = os.pipe()
         os.set_blocking(self._wakeup_r, False)
         os.set_blocking(self._wakeup_w, False)
@@ -350,11 +306,9 @@ class Arbiter:
             log.error("Config not reloaded, keeping the old one: %s", exc)
             return
         old = self.config
-        fixed = {name: getattr(old, name) for name in STARTUP_ONLY}
-        changed = [name for name, value in fixed.items() if getattr(fresh, name) != value]
+        self.config, changed = merge_reloaded(old, fresh)
         if changed:
             log.warning("Changed settings that need a restart (USR2): %s", ", ".join(changed))
-        self.config = dataclasses.replace(fresh, **fixed)
         if self.config.workers != old.workers:
             self.target = min(self.config.workers, self.slots.count - 1)
         log.info("Config reloaded")
@@ -438,7 +392,7 @@ class Arbiter:
         self.slots.set_message(self.slots.count - 1, encode_totals(self.totals))
 
     def _on_exit(self, info: WorkerInfo, code: int) -> None:
-        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited ({code})"
+        how = children.describe_exit(code)
         if info.stopped_by_us or self._stop_deadline is not None:
             # We asked it to go: whatever signal ended it, that was the plan, not news.
             detail = "" if code in (EXIT_OK, -signal.SIGTERM, -signal.SIGKILL) else f" ({how})"
@@ -574,39 +528,30 @@ class Arbiter:
             self._out_of_slots = False
             self._spawn()
 
+    def _child_setup(self) -> None:
+        """In the forked worker: shed what is the master's, become the configured user."""
+        signal.set_wakeup_fd(-1)
+        for sig in HANDLED_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        os.close(self._wakeup_r)
+        os.close(self._wakeup_w)
+        children.set_title("worker", self.config)
+        self._identity.apply()
+
     def _spawn(self) -> None:
         slot = self._free_slots.pop()
         self.slots.clear(slot)
         pid = os.fork()
         if pid == 0:
-            self._child(slot)
-        self.workers[pid] = WorkerInfo(pid, slot, self.generation, time.monotonic())
-        log.debug("Spawned worker %d (generation %d)", pid, self.generation)
-
-    def _child(self, slot: int) -> None:
-        """Runs in the forked worker and never returns."""
-        code = EXIT_ERROR
-        try:
-            signal.set_wakeup_fd(-1)
-            for sig in HANDLED_SIGNALS:
-                signal.signal(sig, signal.SIG_DFL)
-            os.close(self._wakeup_r)
-            os.close(self._wakeup_w)
-            set_title("worker", self.config)
-            self._identity.apply()
-            code = worker_server.run(
+            children.run_child(
                 self.config,
                 self.listeners,
-                slots=self.slots,
-                index=slot,
+                self.slots,
+                slot,
                 generation=self.generation,
                 master_pid=self.pid,
                 preloaded=self.preloaded,
+                setup=self._child_setup,
             )
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else EXIT_ERROR
-        except BaseException:
-            log.exception("Worker crashed")
-        finally:
-            logging.shutdown()
-            os._exit(code)
+        self.workers[pid] = WorkerInfo(pid, slot, self.generation, time.monotonic())
+        log.debug("Spawned worker %d (generation %d)", pid, self.generation)
