@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import json
 import logging
 import os
@@ -29,20 +30,12 @@ from hybridserve.errors import (
     AppLoadError,
     ConfigError,
 )
+from hybridserve.flags import USAGE, CommandLine, load_config, parse_command_line
 from hybridserve.log import configure
 from hybridserve.master import identity, sockets
 from hybridserve.master.arbiter import Arbiter
 from hybridserve.master.succession import LAUNCH_DIR
-from hybridserve.sources import (
-    SETTINGS,
-    CommandLine,
-    Loaded,
-    Setting,
-    build_parser,
-    load,
-    load_config,
-    parse_command_line,
-)
+from hybridserve.sources import SETTINGS, Loaded, Setting, load
 from hybridserve.worker import tls
 
 log = logging.getLogger("hybridserve.error")
@@ -52,8 +45,8 @@ SECRET_KEYS = frozenset({"keyfile-password"})  # --print-config says that they a
 def _usage_error(message: str, *, usage: bool = False) -> NoReturn:
     """Exit 2 with one line; the usage line only when the flags themselves were wrong."""
     if usage:
-        build_parser().print_usage(sys.stderr)
-    print(f"hybridserve: error: {message}", file=sys.stderr)  # noqa: T201  # before logging
+        print(f"usage: {USAGE}", file=sys.stderr)  # noqa: T201  # before logging
+    print(f"hybridserve: error: {message}", file=sys.stderr)  # noqa: T201
     sys.exit(EXIT_USAGE)
 
 
@@ -99,11 +92,12 @@ def format_origins(loaded: Loaded) -> str:
 def _check_choices(config: Config) -> None:
     """An explicitly chosen backend that is not installed is a usage error, said up front."""
     for name, module in (("http", "httptools"), ("loop", "uvloop")):
-        if getattr(config, name) == module:
-            try:
-                __import__(module)
-            except ImportError:
-                raise ConfigError(f"--{name} {module}: {module} is not installed") from None
+        if getattr(config, name) == module and importlib.util.find_spec(module) is None:
+            raise ConfigError(f"--{name} {module}: {module} is not installed")
+    if config.reload and importlib.util.find_spec("watchfiles") is None:
+        raise ConfigError(
+            "--reload needs watchfiles, which is not installed: pip install 'hybridserve[reload]'"
+        )
 
 
 def _fail(code: int, message: str, *args: object) -> NoReturn:
@@ -155,10 +149,14 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     command, loaded = _load_or_exit(args)
     config = loaded.config
     if command.print_config:
+        for warning in loaded.warnings:
+            print(f"hybridserve: warning: {warning}", file=sys.stderr)  # noqa: T201
         sys.stdout.write(format_origins(loaded))
         sys.exit(EXIT_OK)
     _validate(config)
     _configure_logging(config)
+    for warning in loaded.warnings:
+        log.warning("%s", warning)
     if command.check_config:
         _check_app(config)
     identity.apply_umask(config)

@@ -7,9 +7,13 @@ added here is a flag, with its help text, at once. A Config is frozen: it is val
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import functools
 import ipaddress
 import os
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 from hybridserve.errors import ConfigError
@@ -22,11 +26,48 @@ LIFESPAN_MODES = ("auto", "on", "off")
 WS_BACKENDS = ("auto", "wsproto", "none")
 
 
-def setting(default: Any, text: str, *, flag: str, short: str = "", **extra: Any) -> Any:
-    """A dataclass field that also describes its command-line flag."""
-    meta = {"help": text, "flag": flag, "short": short, **extra}
-    if isinstance(default, (list, tuple, dict)):
-        return field(default_factory=lambda: default, metadata=meta)
+# Sections of ``--help``; a setting names its own, or takes its group's (see sources.py).
+APPLICATION = "application"
+BINDING = "binding"
+WORKERS = "workers"
+HTTP = "HTTP"
+LIMITS = "timeouts and limits"
+TLS_SECTION = "TLS"
+PROXIES = "proxies"
+WEBSOCKETS = "WebSockets"
+LOGGING = "logging and metrics"
+PROCESS = "process"
+
+
+class SettingError(ConfigError):
+    """A value that fails a check; ``flag`` names the setting, ``problem`` says why.
+
+    sources.py rewrites the message to name the file key or variable that set the value.
+    """
+
+    def __init__(self, flag: str, problem: str) -> None:
+        super().__init__(f"{flag} {problem}")
+        self.flag = flag
+        self.problem = problem
+
+
+def setting(
+    default: Any,
+    text: str,
+    *,
+    flag: str,
+    short: str = "",
+    section: str = "",
+    metavar: str = "",
+    **extra: Any,
+) -> Any:
+    """A dataclass field that also describes its command-line flag and its --help section."""
+    meta = {"help": text, "flag": flag, "short": short, "section": section, **extra}
+    if metavar:
+        meta["metavar"] = metavar
+    if isinstance(default, (list, dict, set)):
+        # A fresh copy per Config: one shared mutable default would leak between instances.
+        return field(default_factory=functools.partial(copy.copy, default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -157,10 +198,10 @@ class WebSocket:
     )
 
     def __post_init__(self) -> None:
-        _require(self.backend in WS_BACKENDS, "ws", "must be one of " + ", ".join(WS_BACKENDS))
-        _require(self.max_size_bytes >= 1, "ws_max_size", "must be at least 1")
-        _require(self.ping_interval_s >= 0, "ws_ping_interval", "must not be negative")
-        _require(self.ping_timeout_s >= 0, "ws_ping_timeout", "must not be negative")
+        _require(self.backend in WS_BACKENDS, "backend", "must be one of " + ", ".join(WS_BACKENDS))
+        _require(self.max_size_bytes >= 1, "max_size_bytes", "must be at least 1")
+        _require(self.ping_interval_s >= 0, "ping_interval_s", "must not be negative")
+        _require(self.ping_timeout_s >= 0, "ping_timeout_s", "must not be negative")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,20 +209,29 @@ class TLS:
     """HTTPS on every listener when a certificate is given; TLS 1.2 at least, ALPN http/1.1."""
 
     certfile: str | None = setting(
-        None, "TLS certificate chain (PEM); enables HTTPS.", flag="--certfile"
+        None, "TLS certificate chain (PEM); enables HTTPS.", flag="--certfile", metavar="FILE"
     )
-    keyfile: str | None = setting(None, "TLS private key (PEM).", flag="--keyfile")
+    keyfile: str | None = setting(None, "TLS private key (PEM).", flag="--keyfile", metavar="FILE")
     keyfile_password: str | None = setting(
-        None, "Password of an encrypted --keyfile.", flag="--keyfile-password"
+        None, "Password of an encrypted --keyfile.", flag="--keyfile-password", metavar="PASSWORD"
     )
     ca_certs: str | None = setting(
-        None, "CA bundle (PEM) to verify client certificates with.", flag="--ca-certs"
+        None,
+        "CA bundle (PEM) to verify client certificates with.",
+        flag="--ca-certs",
+        metavar="FILE",
     )
     cert_reqs: int = setting(
-        0, "Client certificates: 0 not asked, 1 optional, 2 required.", flag="--cert-reqs"
+        0,
+        "Client certificates: 0 not asked, 1 optional, 2 required.",
+        flag="--cert-reqs",
+        metavar="{0,1,2}",
     )
     ciphers: str = setting(
-        "", "OpenSSL cipher list for TLS 1.2 (default: OpenSSL's).", flag="--ssl-ciphers"
+        "",
+        "OpenSSL cipher list for TLS 1.2 (default: OpenSSL's).",
+        flag="--ssl-ciphers",
+        metavar="CIPHERS",
     )
 
     def __post_init__(self) -> None:
@@ -207,77 +257,121 @@ class Config:
     """The whole server configuration. ``app=None`` serves the built-in demo app."""
 
     app: str | None = setting(
-        None, "The application as MODULE:ATTRIBUTE (default: the demo app).", flag="app"
+        None,
+        "The application as MODULE:ATTRIBUTE, or MODULE:FACTORY() to call a factory "
+        "(default: the demo app).",
+        flag="app",
     )
     bind: tuple[str, ...] = setting(
         ("127.0.0.1:8000",),
         "Address to listen on: HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N. Repeatable.",
         flag="--bind",
+        section=BINDING,
+        metavar="ADDRESS",
         short="-b",
     )
     workers: int = setting(
         default_workers(),
         "Number of worker processes (default: the CPUs available).",
         flag="--workers",
+        section=WORKERS,
         short="-w",
     )
     threads: int = setting(
         8,
         "Threads per worker running WSGI requests; also the worker's accept capacity.",
         flag="--threads",
+        section=WORKERS,
     )
     interface: str = setting(
-        "auto", "Application interface.", flag="--interface", choices=INTERFACES
+        "auto",
+        "Application interface.",
+        flag="--interface",
+        section=APPLICATION,
+        choices=INTERFACES,
     )
     factory: bool = setting(
-        False, "Treat APP as a factory: call it with no arguments to get the app.", flag="--factory"
+        False,
+        "Treat APP as a factory: call it with no arguments to get the app.",
+        flag="--factory",
+        section=APPLICATION,
     )
     app_dir: str = setting(
-        ".", "Directory put first on sys.path before the app is imported.", flag="--app-dir"
+        ".",
+        "Directory put first on sys.path before the app is imported.",
+        flag="--app-dir",
+        section=APPLICATION,
+        metavar="DIR",
     )
     chdir: str | None = setting(
-        None, "Change to this directory before loading the app.", flag="--chdir"
+        None,
+        "Change to this directory before loading the app.",
+        flag="--chdir",
+        section=APPLICATION,
+        metavar="DIR",
     )
-    loop: str = setting("auto", "Event loop implementation.", flag="--loop", choices=LOOPS)
-    http: str = setting("auto", "HTTP/1.1 parser backend.", flag="--http", choices=HTTP_BACKENDS)
+    loop: str = setting(
+        "auto", "Event loop implementation.", flag="--loop", section=WORKERS, choices=LOOPS
+    )
+    http: str = setting(
+        "auto", "HTTP/1.1 parser backend.", flag="--http", section=HTTP, choices=HTTP_BACKENDS
+    )
     preload: bool = setting(
-        False, "Import the app in the master before forking workers.", flag="--preload"
+        False,
+        "Import the app in the master before forking workers.",
+        flag="--preload",
+        section=APPLICATION,
     )
     backlog: int = setting(
-        2048, "Listen backlog: connections the kernel queues for the workers.", flag="--backlog"
+        2048,
+        "Listen backlog: connections the kernel queues for the workers.",
+        flag="--backlog",
+        section=BINDING,
     )
     max_requests: int = setting(
-        0, "Restart a worker after it served this many requests (0: never).", flag="--max-requests"
+        0,
+        "Restart a worker after it served this many requests (0: never).",
+        flag="--max-requests",
+        section=WORKERS,
     )
     max_requests_jitter: int = setting(
         0,
         "Random extra up to this many requests, so workers don't restart together.",
         flag="--max-requests-jitter",
+        section=WORKERS,
     )
     limit_concurrency: int = setting(
         0,
         "Most requests a worker runs at once; ASGI only, WSGI uses --threads (0: no limit).",
         flag="--limit-concurrency",
+        section=LIMITS,
     )
     lifespan: str = setting(
         "auto",
         "ASGI lifespan: on (must succeed), off, or auto (used if the app supports it).",
         flag="--lifespan",
+        section=APPLICATION,
         choices=LIFESPAN_MODES,
     )
     limit_connections: int = setting(
         4096,
         "Most open connections per worker; beyond, it stops accepting (0: no limit).",
         flag="--limit-connections",
+        section=LIMITS,
     )
     proxy_protocol: bool = setting(
         False,
         "Expect a PROXY protocol (v1 or v2) header on every connection, as HAProxy or an "
         "AWS NLB sends it, and take the client address from it.",
         flag="--proxy-protocol",
+        section=PROXIES,
     )
     root_path: str = setting(
-        "", "Path prefix the app is mounted under (SCRIPT_NAME / root_path).", flag="--root-path"
+        "",
+        "Path prefix the app is mounted under (SCRIPT_NAME / root_path).",
+        flag="--root-path",
+        section=PROXIES,
+        metavar="PATH",
     )
     forwarded_allow_ips: str = setting(
         "127.0.0.1,::1",
@@ -285,56 +379,107 @@ class Config:
         "X-Forwarded-For/-Proto/-Host and Forwarded headers are believed. A Unix-socket "
         "peer counts as trusted.",
         flag="--forwarded-allow-ips",
+        section=PROXIES,
+        metavar="ADDRESSES",
     )
     server_header: bool = setting(
-        True, "Add a Server header unless the app set one.", flag="--server-header"
+        True, "Add a Server header unless the app set one.", flag="--server-header", section=HTTP
     )
-    log_level: str = setting("info", "Error log level.", flag="--log-level", choices=LOG_LEVELS)
+    log_level: str = setting(
+        "info",
+        "Error log level.",
+        flag="--log-level",
+        section=LOGGING,
+        aliases={"warn": "warning"},
+        choices=LOG_LEVELS,
+    )
     access_log: str | None = setting(
-        None, "Access log: a file path, or - for stderr (default: off).", flag="--access-log"
+        None,
+        "Access log: a file path, or - for stderr (default: off).",
+        flag="--access-log",
+        section=LOGGING,
+        metavar="FILE",
     )
     access_log_format: str = setting(
         '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
         "Access log line, with gunicorn's atoms (plus %(D)s, %(M)s, {header}i, {header}o), "
         "or json for one JSON object per request.",
         flag="--access-log-format",
+        section=LOGGING,
+        metavar="FORMAT",
     )
-    error_log: str = setting("-", "Error log: a file path, or - for stderr.", flag="--error-log")
+    error_log: str = setting(
+        "-",
+        "Error log: a file path, or - for stderr.",
+        flag="--error-log",
+        section=LOGGING,
+        metavar="FILE",
+    )
     log_config: str | None = setting(
-        None, "A logging dictConfig file (.json or .toml) applied last.", flag="--log-config"
+        None,
+        "A logging dictConfig file (.json or .toml) applied last.",
+        flag="--log-config",
+        section=LOGGING,
+        metavar="FILE",
     )
-    pid_file: str | None = setting(None, "Write the master's pid to this file.", flag="--pid")
+    pid_file: str | None = setting(
+        None, "Write the master's pid to this file.", flag="--pid", section=PROCESS, metavar="FILE"
+    )
     user: str | None = setting(
-        None, "Run workers as this user (name or uid); needs root.", flag="--user"
+        None,
+        "Run workers as this user (name or uid); needs root.",
+        flag="--user",
+        section=PROCESS,
+        metavar="USER",
     )
     group: str | None = setting(
-        None, "Run workers as this group (name or gid); needs root.", flag="--group"
+        None,
+        "Run workers as this group (name or gid); needs root.",
+        flag="--group",
+        section=PROCESS,
+        metavar="GROUP",
     )
-    umask: str | None = setting(None, "Octal umask for the server processes.", flag="--umask")
+    umask: str | None = setting(
+        None,
+        "Octal umask for the server processes.",
+        flag="--umask",
+        section=PROCESS,
+        metavar="MODE",
+    )
     metrics_bind: str | None = setting(
         None,
         "Serve Prometheus /metrics and /healthz, /readyz from the master at HOST:PORT.",
         flag="--metrics-bind",
+        section=LOGGING,
+        metavar="ADDRESS",
     )
     metrics_path: str | None = setting(
         None,
         "Also answer this path on the application's port with the metrics (off by default: "
         "an app port is often public).",
         flag="--metrics-path",
+        section=LOGGING,
+        metavar="PATH",
     )
     drain_delay_s: float = setting(
         0.0,
         "On TERM, fail readiness and keep serving this many seconds before draining, so a "
         "load balancer can stop sending traffic first.",
         flag="--drain-delay",
+        section=PROCESS,
     )
     reload: bool = setting(
-        False, "Development: restart workers when source files change.", flag="--reload"
+        False,
+        "Development: restart workers when source files change.",
+        flag="--reload",
+        section=PROCESS,
     )
     reload_dirs: tuple[str, ...] = setting(
         (),
         "Directory to watch with --reload (default: the app's). Repeatable.",
         flag="--reload-dir",
+        section=PROCESS,
+        metavar="DIR",
     )
     limits: Limits = field(default_factory=Limits)
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -378,16 +523,28 @@ class Config:
         if self.umask is not None:
             _require(_is_octal(self.umask), "umask", f"must be an octal number, got {self.umask!r}")
         if self.app is not None:
-            module, _, attr = self.app.partition(":")
-            _require(
-                bool(module) and bool(attr) and " " not in self.app,
-                "app",
-                f"must look like MODULE:ATTRIBUTE, got {self.app!r}",
-            )
+            _check_app_spec(self.app)
 
     @property
     def root_path_stripped(self) -> str:
         return self.root_path.rstrip("/")
+
+
+def _check_app_spec(spec: str) -> None:
+    """MODULE:ATTRIBUTE, maybe with a factory call; a file path gets the module it means."""
+    module, _, attr = spec.partition(":")
+    if "/" in module or "\\" in module:
+        path = PurePath(module)
+        hint = f"{path.name.removesuffix('.py')}:{attr or 'app'}"
+        if str(path.parent) not in ("", "."):
+            hint += f" --app-dir {path.parent}"
+        _require(False, "app", f"must be a module name, not a file path: try {hint}")
+    name = attr.partition("(")[0].strip()
+    _require(
+        bool(module) and bool(name) and " " not in module + name,
+        "app",
+        f"must look like MODULE:ATTRIBUTE, got {spec!r}",
+    )
 
 
 def _is_network(text: str) -> bool:
@@ -405,6 +562,24 @@ def _is_octal(text: str) -> bool:
         return False
 
 
+def _flags(cls: type) -> dict[str, str]:
+    """Field name to flag, for every setting in ``cls`` and the groups nested in it."""
+    found: dict[str, str] = {}
+    for f in dataclasses.fields(cls):
+        if "flag" in f.metadata:
+            flag = str(f.metadata["flag"])
+            found[f.name] = "APP" if flag == "app" else flag
+        elif isinstance(f.default_factory, type) and dataclasses.is_dataclass(f.default_factory):
+            found.update(_flags(f.default_factory))
+    return found
+
+
+@functools.cache
+def _flag_of(name: str) -> str:
+    return _flags(Config).get(name, "--" + name.replace("_", "-"))
+
+
 def _require(ok: bool, name: str, message: str) -> None:
+    """Raise a SettingError naming the flag of field ``name`` unless ``ok``."""
     if not ok:
-        raise ConfigError(f"{name.replace('_', '-')} {message}")
+        raise SettingError(_flag_of(name), message)

@@ -12,40 +12,29 @@ One file at most is read: ``--config FILE`` when given, else ``[tool.hybridserve
 than merging with it, so a deployment file is never quietly topped up by whatever
 pyproject.toml happens to sit in the directory the server was started from.
 
-``load_config(argv, cwd=...)`` reads every source again, which is what SIGHUP needs.
+Every source spells a value the same way after ``normalize``: choices in any case (and
+``warn`` for ``warning``), a bare port number as a bind address.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import difflib
 import os
 import tomllib
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Protocol
 
-from hybridserve import __version__
-from hybridserve.config import Config
+from hybridserve.config import Config, SettingError
 from hybridserve.errors import ConfigError
 
 ENV_PREFIX = "HYBRIDSERVE_"
 # Variables hybridserve sets for itself (master/sockets.py INHERIT_ENV, for a USR2 re-exec);
 # they share the prefix but are not settings.
 INTERNAL_ENV = frozenset({"HYBRIDSERVE_INHERITED_FDS"})
-
-EPILOG = """settings also come from HYBRIDSERVE_<FLAG> environment variables (lists comma-separated)
-and from --config FILE or [tool.hybridserve] in ./pyproject.toml (keys are the flag names);
-flags win over the environment, which wins over the file.
-
-signals to the master:
-  TERM  graceful stop       INT   graceful, a second INT stops now     QUIT  stop now
-  HUP   reload workers      TTIN  one worker more    TTOU  one worker fewer
-
-exit codes: 0 clean stop, 1 error, 2 bad usage, 3 app failed to load or boot"""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -126,100 +115,7 @@ GROUPS: dict[str, type] = {
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
 
 
-# -- the command line ---------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CommandLine:
-    """What the flags said: settings by key, and the flags that are not settings."""
-
-    values: Mapping[str, Any]
-    config_file: str | None = None
-    print_config: bool = False
-    check_config: bool = False
-
-
-class _Parser(argparse.ArgumentParser):
-    """Raises instead of exiting, so a master re-reading its flags on HUP keeps running."""
-
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(message)
-
-
-def _metavar(s: Setting) -> str:
-    if s.name.endswith("_s"):
-        return "SECONDS"
-    if s.name.endswith("_bytes"):
-        return "BYTES"
-    if s.kind is int:
-        return "N"
-    return s.name.upper().removesuffix("S") if s.kind is tuple else "VALUE"
-
-
-def _add_flag(parser: argparse.ArgumentParser, s: Setting) -> None:
-    if s.key == "app":
-        parser.add_argument(
-            "app", nargs="?", default=argparse.SUPPRESS, help=s.meta["help"].replace("%", "%%")
-        )
-        return
-    names = [n for n in (s.meta["short"], s.meta["flag"]) if n]
-    kwargs: dict[str, Any] = {"dest": s.dest, "default": argparse.SUPPRESS}
-    help_text = s.meta["help"]
-    if s.kind is bool:
-        kwargs["action"] = argparse.BooleanOptionalAction
-    else:
-        kwargs["type"] = str if s.kind is tuple else s.kind
-        if "choices" in s.meta:
-            kwargs["choices"] = s.meta["choices"]
-        else:
-            kwargs["metavar"] = _metavar(s)
-        if s.kind is tuple:
-            kwargs["action"] = "append"
-        shown = ", ".join(s.default) if isinstance(s.default, tuple) else s.default
-        help_text += f" [default: {shown}]"
-    parser.add_argument(*names, help=help_text.replace("%", "%%"), **kwargs)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Flags come from Config's field metadata: each setting is declared once."""
-    parser = _Parser(
-        prog="hybridserve",
-        description="Serve a WSGI or ASGI app: prefork workers, asyncio loops, WSGI threads.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"hybridserve {__version__}")
-    parser.add_argument(
-        "--config",
-        dest="config_file",
-        metavar="FILE",
-        help="Read settings from this TOML file instead of [tool.hybridserve] in ./pyproject.toml.",
-    )
-    actions = parser.add_mutually_exclusive_group()
-    actions.add_argument(
-        "--print-config",
-        action="store_true",
-        help="Print every setting, its value and where it came from, then exit.",
-    )
-    actions.add_argument(
-        "--check-config",
-        action="store_true",
-        help="Check the settings and import the app, without serving (exit 0, 2 or 3).",
-    )
-    for s in SETTINGS:
-        _add_flag(parser, s)
-    return parser
-
-
-def parse_command_line(argv: Sequence[str]) -> CommandLine:
-    """Read the flags; raises ConfigError (``--help`` and ``--version`` still exit)."""
-    found = vars(build_parser().parse_args(list(argv)))
-    values = {
-        s.key: tuple(found[s.dest]) if s.kind is tuple else found[s.dest]
-        for s in SETTINGS
-        if s.dest in found
-    }
-    return CommandLine(values, found["config_file"], found["print_config"], found["check_config"])
+BY_FLAG: dict[str, Setting] = {("APP" if s.key == "app" else s.meta["flag"]): s for s in SETTINGS}
 
 
 # -- converting values --------------------------------------------------------------------
@@ -242,6 +138,21 @@ _BOOLEANS = {
     **dict.fromkeys(("1", "true", "yes", "on"), True),
     **dict.fromkeys(("0", "false", "no", "off"), False),
 }
+BARE_PORT_HOST = "127.0.0.1"  # `-b 8080`: the default bind's host, so never public by surprise
+
+
+def _bind_address(text: str) -> str:
+    return f"{BARE_PORT_HOST}:{text}" if text.isdigit() else text
+
+
+def normalize(s: Setting, value: Any) -> Any:
+    """One spelling per value: choices in any case or by alias, a bare port as an address."""
+    if "choices" in s.meta and isinstance(value, str):
+        lowered = value.lower()
+        return s.meta.get("aliases", {}).get(lowered, lowered)
+    if s.key == "bind" and isinstance(value, tuple):
+        return tuple(_bind_address(item) for item in value)
+    return value
 
 
 def _expected(s: Setting) -> str:
@@ -251,7 +162,8 @@ def _expected(s: Setting) -> str:
 
 
 def _checked(s: Setting, value: Any, raw: object, where: str) -> Any:
-    """``value`` if it is one of the setting's choices (when it has any)."""
+    """``value``, normalized, if it is one of the setting's choices (when it has any)."""
+    value = normalize(s, value)
     if "choices" in s.meta and value not in s.meta["choices"]:
         raise ConfigError(f"{where}: expected {_expected(s)}, got {raw!r}")
     return value
@@ -286,10 +198,9 @@ def from_text(s: Setting, raw: str, where: str) -> Any:
     return _checked(s, value, raw, where)
 
 
-def _unknown(where: str, name: str, key: str, spell: Callable[[Setting], str]) -> ConfigError:
+def _closest(key: str) -> Setting | None:
     close = difflib.get_close_matches(key, BY_KEY, n=1)
-    hint = f" (did you mean {spell(BY_KEY[close[0]])!r}?)" if close else ""
-    return ConfigError(f"{where}: unknown setting {name!r}{hint}")
+    return BY_KEY[close[0]] if close else None
 
 
 # -- the sources --------------------------------------------------------------------------
@@ -313,6 +224,24 @@ def _project_table(data: dict[str, Any], label: str) -> dict[str, Any]:
     return table
 
 
+def _settings_table(data: dict[str, Any], label: str) -> dict[str, Any]:
+    """A --config file's settings: top-level keys, plus a pasted ``[tool.hybridserve]``."""
+    if "tool" not in data:
+        return data
+    tool = data["tool"]
+    if not isinstance(tool, dict) or "hybridserve" not in tool:
+        raise ConfigError(
+            f"config file {label}: of a [tool] table only [tool.hybridserve] is read; "
+            "or put the settings at the top level"
+        )
+    rest = {key: value for key, value in data.items() if key != "tool"}
+    table = _project_table(data, label)
+    twice = sorted(rest.keys() & table.keys())
+    if twice:
+        raise ConfigError(f"config file {label}: {twice[0]!r} is set twice, in and out of [tool]")
+    return {**rest, **table}
+
+
 def file_layer(config_file: str | None, cwd: Path) -> Layer:
     """``--config FILE`` (relative to ``cwd``), else ``./pyproject.toml`` if there is one."""
     if config_file is not None:
@@ -320,6 +249,8 @@ def file_layer(config_file: str | None, cwd: Path) -> Layer:
         table = _read_toml(path, label)
         if path.name == "pyproject.toml":
             table = _project_table(table, label)
+        else:
+            table = _settings_table(table, label)
     else:
         label, path = "pyproject.toml", cwd / "pyproject.toml"
         if not path.is_file():
@@ -330,24 +261,36 @@ def file_layer(config_file: str | None, cwd: Path) -> Layer:
     for name, raw in table.items():
         key = name.replace("_", "-")
         if key not in BY_KEY:
-            raise _unknown(f"config file {label}", name, key, lambda s: s.key)
+            close = _closest(key)
+            hint = f" (did you mean {close.key!r}?)" if close else ""
+            raise ConfigError(f"config file {label}: unknown setting {name!r}{hint}")
         if key in layer:
             raise ConfigError(f"config file {label}: {key!r} is set twice, with - and with _")
         layer[key] = (from_toml(BY_KEY[key], raw, f"config file {label}: {name}"), origin)
     return layer
 
 
-def env_layer(environ: Mapping[str, str]) -> Layer:
-    """Every ``HYBRIDSERVE_<FLAG>`` variable; any other name with the prefix is a mistake."""
+def env_layer(environ: Mapping[str, str], warnings: list[str]) -> Layer:
+    """Every ``HYBRIDSERVE_<FLAG>`` variable that is set to something.
+
+    Other names with the prefix get a warning in ``warnings`` and are otherwise ignored: a
+    container image may well set ``HYBRIDSERVE_VERSION`` for its own use. An empty value
+    unsets the setting: None where None is allowed, else the file's value or the default.
+    """
     layer: Layer = {}
     for var in sorted(environ):
         if not var.startswith(ENV_PREFIX) or var in INTERNAL_ENV:
             continue
         key = var.removeprefix(ENV_PREFIX).lower().replace("_", "-")
         if key not in BY_KEY:
-            raise _unknown("environment", var, key, lambda s: s.env)
-        origin = Origin("env", var)
-        layer[key] = (from_text(BY_KEY[key], environ[var], f"environment: {var}"), origin)
+            close = _closest(key)
+            hint = f"; did you mean {close.env}?" if close else ""
+            warnings.append(f"Ignoring {var}: hybridserve has no such setting{hint}")
+            continue
+        s = BY_KEY[key]
+        if not environ[var].strip() and not s.optional:
+            continue
+        layer[key] = (from_text(s, environ[var], f"environment: {var}"), Origin("env", var))
     return layer
 
 
@@ -356,30 +299,25 @@ def env_layer(environ: Mapping[str, str]) -> Layer:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Loaded:
-    """A Config and, for every setting key, where its value came from."""
+    """A Config, where each setting's value came from, and warnings for the log."""
 
     config: Config
     origins: Mapping[str, Origin]
+    warnings: tuple[str, ...] = ()
 
     def value(self, s: Setting) -> Any:
         holder = getattr(self.config, s.group) if s.group else self.config
         return getattr(holder, s.name)
 
 
-def _blame(exc: ConfigError, origins: Mapping[str, Origin]) -> ConfigError:
-    """Prefix a Config check's message with the file or variable that set the value.
-
-    config.py names the setting first in every message, by its field or flag name.
-    """
-    message = str(exc)
-    for s in SETTINGS:
-        if any(message.startswith(n + " ") for n in (s.key, s.name.replace("_", "-"))):
-            origin = origins[s.key]
-            if origin.source == "file":
-                return ConfigError(f"config file {origin.name}: {s.key}: {message}")
-            if origin.source == "env":
-                return ConfigError(f"environment: {origin.name}: {message}")
-            break
+def _blame(exc: SettingError, origins: Mapping[str, Origin]) -> ConfigError:
+    """A Config check's message, naming the setting as the source that set it spells it."""
+    s = BY_FLAG.get(exc.flag)
+    origin = origins[s.key] if s is not None else DEFAULT
+    if s is not None and origin.source == "file":
+        return ConfigError(f"config file {origin.name}: {s.key} {exc.problem}")
+    if origin.source == "env":
+        return ConfigError(f"environment: {origin.name} {exc.problem}")
     return exc
 
 
@@ -392,16 +330,27 @@ def _build(values: Mapping[str, Any], origins: Mapping[str, Origin]) -> Config:
     try:
         nested = {group: GROUPS[group](**kwargs) for group, kwargs in fields.items()}
         return Config(**top, **nested)
-    except ConfigError as exc:
+    except SettingError as exc:
         raise _blame(exc, origins) from None
 
 
-def load(command: CommandLine, *, cwd: Path | str | None = None, environ: Env = None) -> Loaded:
+class Command(Protocol):
+    """What ``load`` needs from the command line (flags.py's CommandLine)."""
+
+    @property
+    def values(self) -> Mapping[str, Any]: ...
+
+    @property
+    def config_file(self) -> str | None: ...
+
+
+def load(command: Command, *, cwd: Path | str | None = None, environ: Env = None) -> Loaded:
     """Merge defaults < file < environment < flags; raises ConfigError naming the source."""
     base = Path.cwd() if cwd is None else Path(cwd)
+    warnings: list[str] = []
     layers = (
         file_layer(command.config_file, base),
-        env_layer(os.environ if environ is None else environ),
+        env_layer(os.environ if environ is None else environ, warnings),
         {key: (value, CLI) for key, value in command.values.items()},
     )
     values: dict[str, Any] = {}
@@ -410,16 +359,4 @@ def load(command: CommandLine, *, cwd: Path | str | None = None, environ: Env = 
         for key, (value, origin) in layer.items():
             values[key] = value
             origins[key] = origin
-    return Loaded(_build(values, origins), origins)
-
-
-def load_config(
-    argv: Sequence[str], *, cwd: Path | str | None = None, environ: Env = None
-) -> Config:
-    """The Config from every source, read afresh: what the master calls on SIGHUP.
-
-    ``argv`` excludes the program name; ``cwd`` is the directory the server was started in
-    (``--chdir`` moves the master later), against which a relative --config and
-    ./pyproject.toml are found. Raises ConfigError with one message; never exits.
-    """
-    return load(parse_command_line(argv), cwd=cwd, environ=environ).config
+    return Loaded(_build(values, origins), origins, tuple(warnings))

@@ -29,7 +29,8 @@ class Server:
 
     def __init__(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
         self.args = list(args)
-        if not any(a in ("-b", "--bind") or a.startswith("--bind=") for a in self.args):
+        binds = ("-b", "--bind", "--host", "--port")
+        if not any(a in binds or a.startswith("--bind=") for a in self.args):
             self.args += ["--bind", "127.0.0.1:0"]
         self.cwd = cwd or APPS
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}

@@ -94,7 +94,7 @@ def test_pyproject_in_the_current_directory_is_read(tmp_path: Path) -> None:
             {"HYBRIDSERVE_KEEP_ALIVE": "soon"},
             "environment: HYBRIDSERVE_KEEP_ALIVE: expected a number, got 'soon'",
         ),
-        ("", {"HYBRIDSERVE_WORKERS": "0"}, "HYBRIDSERVE_WORKERS: workers must be between 1 and"),
+        ("", {"HYBRIDSERVE_WORKERS": "0"}, "HYBRIDSERVE_WORKERS must be between 1 and 1024"),
     ],
 )
 def test_bad_settings_exit_2_naming_key_and_source(
@@ -146,3 +146,39 @@ def test_check_config_exit_codes(args: list[str], code: int, stream: str, needle
     assert "Traceback" not in result.stderr
     if code == 0:
         assert result.stdout.count("\n") == 1
+
+
+def test_a_pasted_tool_table_in_a_config_file_is_read(tmp_path: Path, serve: ServeFactory) -> None:
+    config = tmp_path / "deploy.toml"
+    config.write_text('[tool.hybridserve]\napp = "cfg_app:wsgi_app"\nworkers = 2\n')
+    server = serve("--config", str(config))
+    server.wait_for("Ready: 2 workers")
+    assert server.exchange(b"GET / HTTP/1.0\r\n\r\n").endswith(b"configured")
+
+
+def test_an_empty_variable_unsets_and_an_unknown_one_is_one_warning(serve: ServeFactory) -> None:
+    env = clean_env(HYBRIDSERVE_WORKERS="", HYBRIDSERVE_VERSION="1.2.3", HYBRIDSERVE_THREADS="2")
+    server = serve("cfg_app:wsgi_app", "-w", "1", env=env)
+    assert server.exchange(b"GET / HTTP/1.0\r\n\r\n").endswith(b"configured")
+    warning = "Ignoring HYBRIDSERVE_VERSION: hybridserve has no such setting"
+    assert server.log.count(warning) == 1
+
+
+def test_an_empty_workers_variable_falls_back_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "app.toml").write_text("workers = 3\n")
+    env = clean_env(HYBRIDSERVE_WORKERS="", HYBRIDSERVE_WOKERS="2")
+    result = run_cli("--config", "app.toml", "--print-config", cwd=tmp_path, env=env)
+    assert printed(result)["workers"] == ("3", "file app.toml")
+    assert "did you mean HYBRIDSERVE_WORKERS?" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "key", "value"),
+    [
+        (["-b", "8080"], "bind", '["127.0.0.1:8080"]'),
+        (["--host", "0.0.0.0", "--port", "9000"], "bind", '["0.0.0.0:9000"]'),
+        (["--log-level", "WARN"], "log-level", '"warning"'),
+    ],
+)
+def test_spellings_users_type_are_understood(args: list[str], key: str, value: str) -> None:
+    assert printed(run_cli(*args, "--print-config"))[key] == (value, "cli")

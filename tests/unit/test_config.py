@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
 from hybridserve.cli import config_from_args
-from hybridserve.config import Config, Limits, Timeouts
+from hybridserve.config import TLS, Config, Limits, SettingError, Timeouts, WebSocket, setting
 from hybridserve.errors import ConfigError
+from hybridserve.flags import build_parser
 from hybridserve.master.sockets import parse_bind
-from hybridserve.sources import build_parser
+from hybridserve.sources import SETTINGS
 
 
 def test_defaults() -> None:
@@ -59,13 +62,73 @@ def test_config_is_frozen() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs",
-    [{"workers": 0}, {"threads": 0}, {"interface": "x"}, {"app": "nocolon"}, {"bind": ()}],
+    ("kwargs", "message"),
+    [
+        ({"workers": 0}, "--workers must be between 1 and 1024"),
+        ({"threads": 0}, "--threads must be between 1 and 4096"),
+        ({"interface": "x"}, "--interface must be one of auto, wsgi, asgi"),
+        ({"app": "nocolon"}, "APP must look like MODULE:ATTRIBUTE, got 'nocolon'"),
+        ({"bind": ()}, "--bind needs at least one address"),
+        ({"timeouts": {"worker_s": 0}}, "--timeout must be greater than 0"),
+        ({"timeouts": {"keep_alive_s": 0}}, "--keep-alive must be greater than 0"),
+        ({"limits": {"max_request_line_bytes": 0}}, "--limit-request-line must be at least 1"),
+        ({"limits": {"max_head_bytes": 1}}, "--limit-request-head must be at least 256"),
+        ({"websocket": {"max_size_bytes": 0}}, "--ws-max-size must be at least 1"),
+        ({"tls": {"cert_reqs": 5}}, "--cert-reqs must be 0, 1 or 2"),
+        ({"drain_delay_s": -1}, "--drain-delay must not be negative"),
+    ],
 )
-def test_invalid_values_name_the_setting(kwargs: dict[str, object]) -> None:
-    with pytest.raises(ConfigError) as info:
-        Config(**kwargs)  # type: ignore[arg-type]
-    assert next(iter(kwargs)).replace("_", "-") in str(info.value)
+def test_invalid_values_name_the_flag(kwargs: dict[str, object], message: str) -> None:
+    groups = {"timeouts": Timeouts, "limits": Limits, "websocket": WebSocket, "tls": TLS}
+    built = {
+        key: groups[key](**value) if isinstance(value, dict) else value
+        for key, value in kwargs.items()
+        if key not in groups
+    }
+    with pytest.raises(SettingError) as info:
+        for key, value in kwargs.items():
+            if key in groups:
+                assert isinstance(value, dict)
+                groups[key](**value)
+        Config(**built)  # type: ignore[arg-type]
+    assert str(info.value) == message
+
+
+def test_no_two_settings_share_a_field_name() -> None:
+    """Messages find a setting's flag by its field name, so names must be unique."""
+    names = [s.name for s in SETTINGS]
+    assert len(names) == len(set(names))
+
+
+def test_list_defaults_are_fresh_for_every_instance() -> None:
+    @dataclass
+    class Holder:
+        items: list[str] = setting(["a"], "items", flag="--items")  # noqa: RUF009
+        table: dict[str, int] = setting({"a": 1}, "table", flag="--table")  # noqa: RUF009
+
+    first, second = Holder(), Holder()
+    first.items.append("b")
+    first.table["b"] = 2
+    assert second.items == ["a"]
+    assert second.table == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("app", "message"),
+    [
+        ("./okapp:app", "APP must be a module name, not a file path: try okapp:app"),
+        ("src/okapp.py:app", "not a file path: try okapp:app --app-dir src"),
+    ],
+)
+def test_a_file_path_as_app_names_the_module(app: str, message: str) -> None:
+    with pytest.raises(SettingError) as info:
+        Config(app=app)
+    assert message in str(info.value)
+
+
+def test_a_factory_call_is_a_valid_app_spec() -> None:
+    assert Config(app="app:create_app()").app == "app:create_app()"
+    assert Config(app='app:create_app("prod", debug=True)').app is not None
 
 
 @pytest.mark.parametrize(
