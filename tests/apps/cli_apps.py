@@ -23,3 +23,18 @@ def create_app() -> Callable[..., Iterable[bytes]]:
 
 def failing_factory() -> None:
     raise ValueError("no config")
+
+
+def named_factory(greeting: str) -> Callable[..., Iterable[bytes]]:
+    def made(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [greeting.encode()]
+
+    return made
+
+
+async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"asgi"})
