@@ -261,8 +261,11 @@ class WSGICycle:
         self._status = 0
         self._headers: Headers | None = None
         self._head_sent = False
-        self._thread = 0  # ident of the thread running the app, while it does
+        self._thread = 0  # ident of the thread running the app, while it does (for stacks)
+        # Loop thread only: the loop alone decides whether the thread was written off and
+        # whether it came back, so no moment exists where both sides think the other will.
         self._lost = False
+        self._returned = False
 
     # -- loop thread --------------------------------------------------------------
     def feed_body(self, data: bytes) -> None:
@@ -295,6 +298,8 @@ class WSGICycle:
 
         A thread cannot be stopped from outside; it is given back if it ever returns.
         """
+        if self._returned or self._lost:
+            return  # the thread is back already (its word may still be on the way)
         thread = self._thread
         frame = sys._current_frames().get(thread) if thread else None
         if frame is None:
@@ -304,6 +309,12 @@ class WSGICycle:
         log.error("WSGI request %r stuck past its deadline at:\n%s", self._request.target, stack)
         self._lost = True
         self._adapter.thread_lost(+1)
+
+    def _thread_returned(self) -> None:
+        """Loop thread: the app's thread is free again; one written off counts back."""
+        self._returned = True
+        if self._lost:
+            self._adapter.thread_lost(-1)
 
     def disconnected(self) -> None:
         if self._input is not None:
@@ -425,8 +436,7 @@ class WSGICycle:
                 self._run_app()
         finally:
             self._thread = 0
-            if self._lost:
-                self._post(self._adapter.thread_lost, -1)
+            self._post(self._thread_returned)
 
     def _run_app(self) -> None:
         request = self._request

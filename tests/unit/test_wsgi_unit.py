@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import logging
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -11,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from hybridserve.apps.threads import ThreadPool
 from hybridserve.apps.types import Address, Environ, StartResponse, WSGIApp
 from hybridserve.apps.wsgi import (
     INPUT_HIGH_BYTES,
@@ -424,3 +427,57 @@ def test_exc_info_replaces_the_head_until_it_is_sent() -> None:
         return [b"sorry"]
 
     assert run_wsgi(app) == [("head", 502, b"sorry", True)]
+
+
+# -- thread accounting: the loop alone decides ---------------------------------------
+class QuietChannel(RecordingChannel):
+    """A RecordingChannel on a real loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.loop = loop
+
+
+async def test_expiry_racing_completion_always_gives_every_thread_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.CRITICAL, "hybridserve.error")  # a stack per expiry, thousands
+    loop = asyncio.get_running_loop()
+    pool = ThreadPool(2)
+    lost_seen: list[int] = []
+    adapter = WSGIAdapter(
+        lambda e, s: [], pool, root_path="", multiprocess=False, on_threads_lost=lost_seen.append
+    )
+    inside, go = threading.Event(), threading.Event()
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        inside.set()
+        go.wait(5)
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    adapter.app = app
+    try:
+        for i in range(2000):
+            inside.clear()
+            go.clear()
+            cycle = adapter.new_cycle(request(), QuietChannel(loop))
+            cycle.feed_end()
+            cycle.start()
+            while not inside.is_set():
+                await asyncio.sleep(0)
+            if i % 2:  # both orders, and everything between them
+                go.set()
+                cycle.expire()
+            else:
+                cycle.expire()
+                go.set()
+            for _ in range(10_000):
+                if cycle._returned:
+                    break
+                await asyncio.sleep(0)
+            assert cycle._returned, f"round {i}: the thread never came back"
+            assert adapter.lost_threads == 0, f"round {i}: a returned thread stayed lost"
+    finally:
+        pool.shutdown()
+    assert lost_seen and set(lost_seen) <= {0, 1}, "expiry did write threads off at times"
