@@ -89,6 +89,7 @@ class HTTPCycle:
         "_body",
         "_body_done",
         "_channel",
+        "_closing",
         "_complete",
         "_delivered",
         "_drain",
@@ -115,6 +116,7 @@ class HTTPCycle:
         self._body_done = False
         self._delivered = False  # the app has seen more_body=False
         self._gone = False
+        self._closing = False  # the worker drains: a receive() past the body says disconnect
         self._reading_paused = False
         self._waiter: asyncio.Future[None] | None = None
         self._drain: asyncio.Future[None] | None = None
@@ -154,6 +156,11 @@ class HTTPCycle:
         self._wake()
         self.resume_writing()
 
+    def shutdown(self) -> None:
+        """Only an app that waits past its body (SSE, long poll) sees it; sends still work."""
+        self._closing = True
+        self._wake()
+
     def pause_writing(self) -> None:
         self._write_paused = True
 
@@ -180,7 +187,7 @@ class HTTPCycle:
                 more = bool(self._body) or not self._body_done
                 self._delivered = not more
                 return {"type": "http.request", "body": data, "more_body": more}
-            if self._gone or self._complete:
+            if self._gone or self._complete or (self._closing and self._delivered):
                 return DISCONNECT
             if self._body_done and not self._delivered:
                 self._delivered = True

@@ -68,6 +68,10 @@ class Cycle(Protocol):
     def expire(self) -> None:
         """It ran past --request-timeout: stop it if possible (the answer is the worker's)."""
 
+    def shutdown(self) -> None:
+        """The worker drains: an app waiting for the client to go is told it has, so it can
+        end a long stream itself instead of being cut at the graceful timeout."""
+
 
 class Adapter(Protocol):
     """Makes a Cycle for each request."""

@@ -13,7 +13,7 @@ response is under way), OPEN, CLOSING (we sent a Close and wait for the peer's),
 The server closes TCP once both Close frames have crossed (RFC 6455 §7.1.1), or after
 ``CLOSE_TIMEOUT_S``. The app sees ``websocket.disconnect`` once: with the peer's code if
 the peer closed first, with ours if we did (1000, 1009 too big, 1011 error or ping
-timeout, 1012 server stopping), and 1006 if the connection was lost without a Close.
+timeout, 1001 server stopping), and 1006 if the connection was lost without a Close.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ DEFLATE_SLICE_BYTES = 4096  # inflate <= ~4 MiB per step: zlib's worst ratio is 
 CLOSE_HEADER = (b"connection", b"close")
 TEXT_HEADERS: Headers = [(b"content-type", b"text/plain; charset=utf-8"), CLOSE_HEADER]
 
-NORMAL, ABNORMAL, TOO_BIG, INTERNAL_ERROR, SERVICE_RESTART = 1000, 1006, 1009, 1011, 1012
+NORMAL, GOING_AWAY, ABNORMAL, TOO_BIG, INTERNAL_ERROR = 1000, 1001, 1006, 1009, 1011
 CONNECTING, RESPONDING, OPEN, CLOSING, CLOSED = range(5)
 
 
@@ -186,8 +186,9 @@ class WebSocketSession:
         self._finish(ABNORMAL, "")
 
     def shutdown(self) -> None:
-        """The worker is stopping: close with 1012 so the client reconnects elsewhere."""
-        self._close(SERVICE_RESTART, "server shutting down")
+        """The worker is stopping: 1001, going away (RFC 6455 §7.4.1), so the client
+        reconnects, to a sibling or the next generation."""
+        self._close(GOING_AWAY, "server shutting down")
 
     # -- frames from the client ---------------------------------------------------
     def _handle_events(self, ws: Connection) -> None:

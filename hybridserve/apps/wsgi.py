@@ -316,6 +316,9 @@ class WSGICycle:
         if self._lost:
             self._adapter.thread_lost(-1)
 
+    def shutdown(self) -> None:
+        """A thread cannot be told; it finishes within the graceful timeout or is cut."""
+
     def disconnected(self) -> None:
         if self._input is not None:
             self._input.feed_eof(disconnected=True)

@@ -472,7 +472,9 @@ class HTTPProtocol(asyncio.Protocol):
         if self._upgraded is not None:
             self._upgraded.shutdown()
             return
+        if self._cycle is not None:
+            self._cycle.shutdown()
         # A fresh connection's request may be on its way: let it come (its deadline still
         # applies). Only an idle keep-alive connection is closed at once.
-        if self._cycle is None and not self._fresh and self._transport is not None:
+        elif not self._fresh and self._transport is not None:
             self._transport.close()

@@ -77,6 +77,21 @@ async def stream(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": b"end"})
 
 
+async def sse(scope: Scope, receive: Receive, send: Send) -> None:
+    """Server-sent events until the client (or a draining server) says it is gone."""
+    while (await receive()).get("more_body"):
+        pass
+    headers = [(b"content-type", b"text/event-stream")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    gone = asyncio.ensure_future(receive())
+    n = 0
+    while not gone.done():
+        await send({"type": "http.response.body", "body": b"data: %d\n\n" % n, "more_body": True})
+        n += 1
+        await asyncio.wait([gone], timeout=0.05)
+    await send({"type": "http.response.body", "body": b"event: bye\ndata: done\n\n"})
+
+
 async def head(scope: Scope, receive: Receive, send: Send) -> None:
     headers = [(b"content-length", b"11"), (b"x-method", scope["method"].encode())]
     await respond(send, b"hello world", headers=headers)
@@ -120,6 +135,7 @@ ROUTES: dict[str, Handler] = {
     "/body": body_pieces,
     "/long-poll": long_poll,
     "/stream": stream,
+    "/sse": sse,
     "/head": head,
     "/raise-before": raise_before,
     "/raise-after": raise_after,

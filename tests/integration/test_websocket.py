@@ -412,7 +412,7 @@ async def test_starlette_websocket_route_with_lifespan_state(serve: ServeFactory
     assert caught.value.response.body == b"nope"
 
 
-async def test_graceful_stop_closes_open_websockets_with_1012(serve: ServeFactory) -> None:
+async def test_graceful_stop_closes_open_websockets_with_1001(serve: ServeFactory) -> None:
     server = serve("ws_apps:app", "-w", "1")
     async with connect(url(server, "/echo?id=drain")) as conn:
         await conn.send("before")
@@ -421,6 +421,6 @@ async def test_graceful_stop_closes_open_websockets_with_1012(serve: ServeFactor
         with pytest.raises(ConnectionClosed) as caught:
             await conn.recv()
     assert caught.value.rcvd is not None
-    assert caught.value.rcvd.code == 1012
+    assert caught.value.rcvd.code == 1001
     assert await asyncio.to_thread(server.wait) == 0
-    assert "ws-event id=drain disconnect 1012 server shutting down" in server.log
+    assert "ws-event id=drain disconnect 1001 server shutting down" in server.log

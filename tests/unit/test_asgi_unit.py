@@ -210,6 +210,31 @@ async def test_waiting_receive_gets_disconnect_when_the_client_goes() -> None:
     assert channel.calls == []
 
 
+async def test_a_draining_worker_tells_a_waiting_app_it_is_over_and_still_lets_it_send() -> None:
+    channel = FakeChannel(asyncio.get_running_loop())
+    seen: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(await receive())  # the body, in pieces, is not cut short by the drain
+        seen.append(await receive())
+        seen.append(await receive())  # waiting past the body, as an SSE app does
+        await ok(send, b"bye")
+
+    cycle = ASGIAdapter(app, root_path="").new_cycle(request(), channel)
+    cycle.feed_body(b"ab")
+    cycle.start()
+    assert cycle.task is not None
+    for _ in range(3):
+        await asyncio.sleep(0)
+    cycle.shutdown()
+    cycle.feed_body(b"cd")
+    cycle.feed_end()
+    await asyncio.wait_for(cycle.task, 5)
+    assert [m.get("body") for m in seen[:2]] == [b"ab", b"cd"]
+    assert seen[2] == {"type": "http.disconnect"}
+    assert channel.calls[-1] == ("head", 200, b"bye", True)
+
+
 async def test_expect_continue_is_sent_when_the_app_reads() -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await receive()

@@ -387,14 +387,14 @@ async def test_lost_connection_is_1006_and_send_raises() -> None:
     assert len(errors) == 1
 
 
-async def test_shutdown_closes_with_1012() -> None:
+async def test_shutdown_closes_with_1001() -> None:
     seen: list[Message] = []
     peer = Peer(echo_app(seen))
     await settle()
     peer.session.shutdown()
     await settle()
-    assert peer.events() == [CloseConnection(1012, "server shutting down")]
-    assert seen[-1]["code"] == 1012
+    assert peer.events() == [CloseConnection(1001, "server shutting down")]
+    assert seen[-1]["code"] == 1001
 
 
 @pytest.mark.parametrize(
