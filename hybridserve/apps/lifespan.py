@@ -2,16 +2,19 @@
 
 With ``--lifespan auto`` an app that raises before answering startup is taken not to speak
 lifespan (as uvicorn does); with ``on`` that is a boot failure. ``startup.failed`` is a
-boot failure in both modes: the worker exits with the app's message, and the master stops
-with exit code 3 instead of respawning workers that would fail the same way.
+boot failure in both modes: the worker exits with the app's message (and, for an exception,
+the app's frames), which the master logs once, however many workers failed the same way,
+and stops with exit code 3 instead of respawning workers that would fail the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from typing import Any
 
+from hybridserve.apps.loader import app_frames
 from hybridserve.apps.types import ASGIApp, Message
 from hybridserve.errors import AppLoadError
 
@@ -85,8 +88,9 @@ class Lifespan:
                 self._supported = False
                 _settle(self._startup_done, None)
             elif not started:
-                log.exception("Exception in ASGI lifespan startup")
-                _settle(self._startup_done, f"{type(exc).__name__}: {exc}")
+                # No log here: the master logs this once for all workers (exit code 3).
+                summary = "".join(traceback.format_exception_only(exc)).strip()
+                _settle(self._startup_done, f"{summary}\n{app_frames(exc)}".strip())
             else:
                 log.exception("Exception in ASGI lifespan")
                 _settle(self._shutdown_done, f"{type(exc).__name__}: {exc}")

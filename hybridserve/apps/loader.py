@@ -158,9 +158,21 @@ def _import(spec: str) -> Any:
     return obj
 
 
-def _brief(exc: BaseException) -> str:
-    """The app's own frames only: the loader's frames are noise to the user."""
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def app_frames(exc: BaseException, limit: int = 5) -> str:
+    """The last ``limit`` frames of the traceback that are the app's, not ours or importlib's."""
     frames = traceback.extract_tb(exc.__traceback__)
-    own = [f for f in frames if "importlib" not in f.filename and __file__ != f.filename]
-    lines = traceback.format_list(own[-5:]) + traceback.format_exception_only(exc)
-    return "".join(lines).rstrip()
+    own = [
+        f
+        for f in frames
+        if "importlib" not in f.filename and not f.filename.startswith(_PACKAGE_DIR)
+    ]
+    return "".join(traceback.format_list(own[-limit:])).rstrip()
+
+
+def _brief(exc: BaseException) -> str:
+    """The app's own frames, then the exception: the loader's frames are noise to the user."""
+    lines = app_frames(exc) + "\n" + "".join(traceback.format_exception_only(exc))
+    return lines.strip()
