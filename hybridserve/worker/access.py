@@ -33,7 +33,7 @@ class Entry:
     request: Request
     client: tuple[str, int] | None
     status: int
-    sent_bytes: int
+    body_bytes: int  # the response body as the app gave it: no head, no chunk framing
     duration_s: float
     response_headers: Headers
 
@@ -67,8 +67,8 @@ def _atoms(entry: Entry) -> dict[str, str]:
         "q": query,
         "H": version,
         "s": str(entry.status),
-        "b": str(entry.sent_bytes) if entry.sent_bytes else "-",
-        "B": str(entry.sent_bytes),
+        "b": str(entry.body_bytes) if entry.body_bytes else "-",  # as gunicorn: body only
+        "B": str(entry.body_bytes),
         "f": _header(request.headers, "referer"),
         "a": _header(request.headers, "user-agent"),
         "T": str(int(entry.duration_s)),
@@ -125,7 +125,7 @@ def _json_line(entry: Entry) -> str:
         "query": atoms["q"],
         "protocol": atoms["H"],
         "status": entry.status,
-        "bytes": entry.sent_bytes,
+        "bytes": entry.body_bytes,
         "duration_ms": round(entry.duration_s * 1000, 3),
         "referer": atoms["f"],
         "user_agent": atoms["a"],

@@ -67,7 +67,8 @@ class HTTPProtocol(asyncio.Protocol):
         self._close_after = False  # draining: close once the current response is done
         self._request: Request | None = None
         self._status = 0
-        self._sent_bytes = 0
+        self._body_bytes = 0  # for the access log's %(b)s: body only, as gunicorn counts
+        self._body_sent = False  # whether this response has a body on the wire (not HEAD, 304)
         self._response_headers: Headers = []
         self._started_at = 0.0
         self.deadline = 0.0
@@ -247,7 +248,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._request_deadline = state.now + request_s if request_s else 0.0
         self._request = request
         self._status = 0
-        self._sent_bytes = 0
+        self._body_bytes = 0
         self._started_at = perf_counter()  # uvloop's loop.time() has 1 ms steps
         if self._proxied:
             self._apply_proxy_headers(request)
@@ -303,6 +304,10 @@ class HTTPProtocol(asyncio.Protocol):
         )
         self._status = status
         self._response_headers = headers
+        request = self._request
+        head_only = request is None or request.method == b"HEAD"
+        self._body_sent = not head_only and status >= 200 and status not in (204, 304)
+        self._count_body(body)
         self._write(data)
         if end:
             self._finish()
@@ -310,6 +315,7 @@ class HTTPProtocol(asyncio.Protocol):
     def send_body(self, data: bytes, end: bool) -> None:
         if self._transport is None:
             return
+        self._count_body(data)
         self._write(self._conn.send_body(data, end=end))
         if end:
             self._finish()
@@ -376,9 +382,12 @@ class HTTPProtocol(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
+    def _count_body(self, data: bytes) -> None:
+        if self._body_sent:
+            self._body_bytes += len(data)
+
     def _write(self, data: bytes) -> None:
         if data and self._transport is not None:
-            self._sent_bytes += len(data)
             self._transport.write(data)
 
     def _finish(self) -> None:
@@ -416,7 +425,7 @@ class HTTPProtocol(asyncio.Protocol):
                     self._request,
                     self.client,
                     self._status,
-                    self._sent_bytes,
+                    self._body_bytes,
                     perf_counter() - self._started_at,
                     self._response_headers,
                 )

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import ServeFactory
 from tests.harness import get, read_response, wait_until
@@ -90,3 +91,33 @@ def test_usr1_reopens_the_log_file(serve: ServeFactory, tmp_path: Path) -> None:
     assert '" 202 ' in lines(log)[0]
     assert '" 201 ' in lines(tmp_path / "access.log.1")[0]
     assert "Reopened 1 log files" in server.log
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi"])
+def test_b_is_the_response_body_size_as_in_gunicorn(
+    serve: ServeFactory, tmp_path: Path, interface: str
+) -> None:
+    """%(b)s counts the body only: no head, no chunk framing; '-' when there is none."""
+    log = tmp_path / "access.log"
+    fmt = "%(m)s %(U)s %(s)s %(b)s %(B)s"
+    server = serve(
+        "-w", "1", "--interface", interface, "--access-log", str(log), "--access-log-format", fmt
+    )
+    requests = [
+        ("GET", "/bytes?n=1000"),
+        ("GET", "/stream?chunks=3&size=10"),
+        ("GET", "/status/302"),
+        ("GET", "/status/204"),
+        ("HEAD", "/bytes?n=10"),
+    ]
+    with httpx.Client(base_url=server.url) as client:
+        for method, target in requests:
+            client.request(method, target)
+    assert wait_until(lambda: log.exists() and len(lines(log)) == len(requests), 5)
+    assert lines(log) == [
+        "GET /bytes 200 1000 1000",
+        "GET /stream 200 30 30",
+        "GET /status/302 302 10 10",  # "302 Found\n": the head is not counted
+        "GET /status/204 204 - 0",
+        "HEAD /bytes 200 - 0",
+    ]
