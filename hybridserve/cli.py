@@ -37,6 +37,7 @@ from hybridserve.master.arbiter import Arbiter
 from hybridserve.master.succession import LAUNCH_DIR
 from hybridserve.sources import SETTINGS, Loaded, Setting, load
 from hybridserve.worker import tls
+from hybridserve.worker.server import resolve_http_backend
 
 log = logging.getLogger("hybridserve.error")
 SECRET_KEYS = frozenset({"keyfile-password"})  # --print-config says that they are set, no more
@@ -172,6 +173,21 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     _serve(config, preloaded, functools.partial(load_config, args, cwd=LAUNCH_DIR))
 
 
+def banner(config: Config) -> str:
+    """What is served and how, as far as the master knows before any worker imports the app.
+
+    The interface and the lifespan's state come from the workers' own ``serving`` line.
+    """
+    uvloop = config.loop != "asyncio" and importlib.util.find_spec("uvloop") is not None
+    app = config.app or f"the demo app ({'asgi' if config.interface == 'asgi' else 'wsgi'})"
+    return (
+        f"app {app}, interface {config.interface}, lifespan {config.lifespan}, "
+        f"{config.workers} worker{'s' if config.workers != 1 else ''} "
+        f"x {config.threads} threads, loop {'uvloop' if uvloop else 'asyncio'}, "
+        f"HTTP {resolve_http_backend(config.http)}"
+    )
+
+
 def _serve(
     config: Config, preloaded: tuple[Any, str] | None, reread: Callable[[], Config]
 ) -> NoReturn:
@@ -182,7 +198,7 @@ def _serve(
     except OSError as exc:
         reason = str(exc.strerror or exc)
         _fail(EXIT_ERROR, "%s", reason[:1].upper() + reason[1:])
-    log.info("hybridserve %s, master pid %d", __version__, os.getpid())
+    log.info("hybridserve %s, master pid %d: %s", __version__, os.getpid(), banner(config))
     for sock in listeners:
         log.info("Listening at %s", sockets.describe(sock, tls=config.tls.enabled))
     arbiter = Arbiter(config, listeners, preloaded, reload_config=reread)

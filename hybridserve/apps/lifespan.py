@@ -49,6 +49,13 @@ class Lifespan:
         if failure is not None:
             raise AppLoadError(f"ASGI lifespan startup failed: {failure}")
 
+    @property
+    def status(self) -> str:
+        """For the startup line: on, off, or unsupported (auto, and the app has none)."""
+        if self._mode == "off":
+            return "off"
+        return "on" if self._supported else "unsupported by the app"
+
     async def shutdown(self, timeout_s: float) -> None:
         if self._task is None or not self._supported or self._shutdown_done is None:
             return
@@ -96,6 +103,8 @@ class Lifespan:
                 _settle(self._shutdown_done, f"{type(exc).__name__}: {exc}")
         else:
             # The app returned: a lifespan it doesn't implement, or one that ended early.
+            if self._startup_done is not None and not self._startup_done.done():
+                self._supported = False
             _settle(self._startup_done, None)
             _settle(self._shutdown_done, None)
 

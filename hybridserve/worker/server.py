@@ -278,7 +278,15 @@ class Worker:
             self.stop(False)  # told to go while booting: serve what waits, then leave
         self._slot_state = READY
         self._tick()
-        log.info("Worker %d serving (%s, %s)", os.getpid(), self.interface, state.http_backend)
+        what = self.interface + (f", lifespan {self.lifespan.status}" if self.lifespan else "")
+        loop_name = type(loop).__module__.partition(".")[0]  # uvloop or asyncio
+        log.info(
+            "Worker %d serving %s (loop %s, HTTP %s)",
+            os.getpid(),
+            what,
+            loop_name,
+            state.http_backend,
+        )
         immediate = await self._stop
         acceptor.stop()
         self._slot_state = DRAINING

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -205,3 +206,25 @@ def test_help_is_grouped_with_meaningful_metavars() -> None:
     assert "--timeout SECONDS" in result.stdout
     assert "VALUE" not in result.stdout
     assert "default: None" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("app", "loop", "serving"),
+    [
+        ("lifespan_app:app", "asyncio", "serving asgi, lifespan on (loop asyncio, HTTP h11)"),
+        ("cli_apps:asgi_app", "auto", "serving asgi, lifespan unsupported by the app (loop "),
+        ("cli_apps:app", "auto", "serving wsgi (loop "),
+    ],
+)
+def test_the_startup_lines_say_what_is_served_and_how(app: str, loop: str, serving: str) -> None:
+    args = ("-w", "2", "--threads", "3", "--loop", loop, "--http", "h11")
+    with Server(app, *args) as server:
+        banner = server.wait_for(r"master pid \d+: (.*)")[1]
+        used = "uvloop" if loop == "auto" and importlib.util.find_spec("uvloop") else "asyncio"
+        assert banner == (
+            f"app {app}, interface auto, lifespan auto, 2 workers x 3 threads, "
+            f"loop {used}, HTTP h11"
+        )
+        server.wait_for("Ready: ")
+        assert server.log.count(serving) == 2, server.log
+        assert f"(loop {used}, HTTP h11)" in server.log
