@@ -218,7 +218,7 @@ def test_a_sleeping_app_does_not_delay_other_requests(asgi: Server) -> None:
 
 # -- Starlette -----------------------------------------------------------------------
 def test_starlette_is_detected_as_asgi(starlette: Server) -> None:
-    starlette.wait_for(r"Worker \d+ serving \(asgi, ")
+    starlette.wait_for(r"Worker \d+ serving asgi, lifespan ")
 
 
 def test_starlette_routes_and_json(starlette: Server) -> None:

@@ -324,7 +324,7 @@ def test_a_sleeping_app_does_not_delay_other_requests(wsgi: Server) -> None:
 
 # -- Flask ---------------------------------------------------------------------------
 def test_flask_is_detected_as_wsgi(flask: Server) -> None:
-    flask.wait_for(r"Worker \d+ serving \(wsgi, ")
+    flask.wait_for(r"Worker \d+ serving wsgi \(")
 
 
 def test_flask_routes_json_and_form(flask: Server) -> None:
