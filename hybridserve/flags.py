@@ -57,6 +57,7 @@ GROUP_SECTIONS = {
     "timeouts": LIMITS,
     "tls": TLS_SECTION,
     "websocket": WEBSOCKETS,
+    "static": HTTP,  # static file mounts, when present
 }
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
 
