@@ -101,6 +101,15 @@ def _check_choices(config: Config) -> None:
         )
 
 
+def _check_pid_file(config: Config) -> None:
+    """A pid file in a missing or read-only directory: say so now, not in a traceback later."""
+    if config.pid_file is None or (config.chdir and not os.path.isabs(config.pid_file)):
+        return  # relative to --chdir, which is applied later
+    folder = os.path.dirname(config.pid_file) or "."
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"--pid {config.pid_file}: cannot write in {folder}")
+
+
 def _fail(code: int, message: str, *args: object) -> NoReturn:
     log.error(message, *args)
     sys.exit(code)
@@ -112,6 +121,7 @@ def _validate(config: Config) -> None:
         _check_choices(config)
         for value in config.bind:
             sockets.parse_bind(value)
+        _check_pid_file(config)
         identity.resolve(config)  # resolved again by the Arbiter; checked here for exit 2
         tls.server_context(config.tls)  # built again in each worker; checked here
     except ConfigError as exc:

@@ -41,6 +41,7 @@ def run_cli(*args: str, timeout_s: float = 20) -> subprocess.CompletedProcess[st
         (["--thread", "2"], "unrecognized arguments: --thread (did you mean --threads?)"),
         (["./okapp:app"], "APP must be a module name, not a file path: try okapp:app"),
         (["--port", "1", "-b", "127.0.0.1:0"], "--host/--port and --bind do not mix"),
+        (["--pid", "/nonexistent/x.pid"], "--pid /nonexistent/x.pid: cannot write in /nonexistent"),
         (["nocolon"], "must look like MODULE:ATTRIBUTE"),
         (["--root-path", "api"], "root-path must start with '/'"),
     ],
