@@ -1,12 +1,14 @@
-"""ASGI ``websocket`` over HTTP/1.1: the handshake, then wsproto frames on the transport.
+"""ASGI ``websocket`` over HTTP/1.1: the app's messages mapped to a sans-IO connection.
 
 How this works: an upgrade request for an ASGI app gets a ``WebSocketSession`` as its
 request cycle. While the app decides, the session answers through the ordinary HTTP
 channel: a bad handshake (400, or 426 for a version we don't speak), a close before
 accept (403), an app error (500) and a ``websocket.http.response`` denial all go out as
-plain responses that close the connection. On ``websocket.accept`` the session writes the
-101 itself and the protocol hands it the connection: from then on bytes go to wsproto's
-frame parser and frames go straight to the transport.
+plain responses that close the connection. On ``websocket.accept`` the session has the
+channel write the 101 and hand it the connection's bytes: they go to the sans-IO
+``WebSocketConnection`` (framing, limits, close state), whose events become the app's
+messages. The worker's once-a-second sweep calls ``check_deadline`` for pings and the
+close timeout: no timer of its own runs here.
 
 States only move forward: CONNECTING (the app has not answered), RESPONDING (a denial
 response is under way), OPEN, CLOSING (we sent a Close and wait for the peer's), CLOSED.
@@ -24,8 +26,6 @@ import os
 from collections import deque
 from typing import Protocol
 
-from wsproto.connection import Connection, ConnectionState, ConnectionType
-from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 from wsproto.extensions import Extension
 
 from hybridserve.apps.asgi import (
@@ -40,7 +40,13 @@ from hybridserve.config import WebSocket as WebSocketSettings
 from hybridserve.errors import ProtocolError, ResponseError
 from hybridserve.sansio.events import Headers, Request
 from hybridserve.sansio.websocket import (
+    Closing,
+    Ended,
     Handshake,
+    MessageReceived,
+    PongReceived,
+    WebSocketConnection,
+    WebSocketEvent,
     accept_head,
     negotiate_deflate,
     read_handshake,
@@ -52,7 +58,7 @@ log = logging.getLogger("hybridserve.error")
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.5"}  # 2.5: ``reason`` in disconnect
 INPUT_HIGH_BYTES = 256 * 1024  # messages queued for the app above this pause reading
 CLOSE_TIMEOUT_S = 10.0  # wait this long for the peer's Close (websockets' close_timeout)
-DEFLATE_SLICE_BYTES = 4096  # inflate <= ~4 MiB per step: zlib's worst ratio is ~1:1032
+FROM_NEXT_CHECK = -1.0  # a deadline counted from the sweep's next ``now``
 CLOSE_HEADER = (b"connection", b"close")
 TEXT_HEADERS: Headers = [(b"content-type", b"text/plain; charset=utf-8"), CLOSE_HEADER]
 
@@ -108,26 +114,21 @@ class WebSocketSession:
         self._loop = channel.loop
         self.state = CONNECTING
         self._handshake: Handshake | None = None
-        self._ws: Connection | None = None
-        self._slice = 0  # >0: feed wsproto this many bytes at a time (deflate)
+        self._conn: WebSocketConnection | None = None
         self._inbox: deque[tuple[Message, int]] = deque([({"type": "websocket.connect"}, 0)])
         self._queued = 0
         self._disconnect: Message | None = None
-        self._text: list[str] = []
-        self._binary: list[bytes] = []
-        self._message_bytes = 0
-        self._discarded = 0  # data bytes parsed after our Close, to be thrown away
         self._waiter: asyncio.Future[None] | None = None
         self._drain: asyncio.Future[None] | None = None
         self._write_paused = False
         self._reading_paused = False
-        self._pong_owed: bytes | None = None  # a ping answered once writing resumes
         self._status = 0
         self._headers: Headers = []
         self._head_sent = False
-        self._ping_timer: asyncio.TimerHandle | None = None
-        self._pong_timer: asyncio.TimerHandle | None = None
-        self._close_timer: asyncio.TimerHandle | None = None
+        # Deadlines on the worker's clock; 0: none, FROM_NEXT_CHECK: from the next sweep.
+        self._ping_due = 0.0
+        self._pong_due = 0.0
+        self._close_due = 0.0
         self.task: asyncio.Task[None] | None = None
 
     # -- as the request's Cycle, until the handshake completes ----------------------
@@ -160,29 +161,24 @@ class WebSocketSession:
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        if self._pong_owed is not None:
-            payload, self._pong_owed = self._pong_owed, None
-            self._answer_ping(payload)
+        self._flush()  # with the pong owed while we could not write
         self._release_senders()
 
     # -- after the handshake: the connection's events, forwarded by the protocol ----
     def data_received(self, data: bytes) -> None:
-        ws = self._ws
-        step = self._slice or len(data) or 1
-        for start in range(0, len(data), step):
-            if ws is None or self.state == CLOSED or ws.state is ConnectionState.CLOSED:
-                return
-            ws.receive_data(data[start : start + step])
-            self._handle_events(ws)
+        conn = self._conn
+        if conn is None or self.state == CLOSED:
+            return
+        for event in conn.receive(data):
+            self._on_event(event)
+        self._flush()
 
     def eof_received(self) -> bool:
         return False  # the peer's half-close ends the connection: close our side too
 
     def connection_lost(self) -> None:
         self.state = CLOSED
-        for timer in (self._ping_timer, self._pong_timer, self._close_timer):
-            if timer is not None:
-                timer.cancel()
+        self._ping_due = self._pong_due = self._close_due = 0.0
         self._finish(ABNORMAL, "")
 
     def shutdown(self) -> None:
@@ -190,110 +186,82 @@ class WebSocketSession:
         reconnects, to a sibling or the next generation."""
         self._close(GOING_AWAY, "server shutting down")
 
-    # -- frames from the client ---------------------------------------------------
-    def _handle_events(self, ws: Connection) -> None:
-        for event in ws.events():
-            if isinstance(event, TextMessage | BytesMessage):
-                self._on_data(event)
-            elif isinstance(event, Ping):
-                self._answer_ping(event.payload)
-            elif isinstance(event, Pong):
-                if self._pong_timer is not None:
-                    self._pong_timer.cancel()
-                    self._pong_timer = None
-            elif isinstance(event, CloseConnection):
-                self._on_close(ws, event)
+    def check_deadline(self, now: float) -> None:
+        """The worker's sweep: server pings, the pong they wait for, the close timeout."""
+        if self._close_due:
+            if self._close_due == FROM_NEXT_CHECK:
+                self._close_due = now + CLOSE_TIMEOUT_S
+            elif now >= self._close_due:
+                self._close_due = 0.0
+                self._channel.reset()  # the peer never answered our Close
+            return
+        if self.state != OPEN:
+            return
+        settings = self._settings
+        if self._pong_due == FROM_NEXT_CHECK:
+            self._pong_due = now + settings.ping_timeout_s
+        elif self._pong_due and now >= self._pong_due:
+            log.debug("WebSocket client %s sent no pong; closing", self._channel.client)
+            self._close(INTERNAL_ERROR, "keepalive ping timeout")
+            self._channel.close()  # the peer is unresponsive: don't wait for its Close
+            return
+        if self._ping_due == FROM_NEXT_CHECK:
+            self._ping_due = now + settings.ping_interval_s
+        elif self._ping_due and now >= self._ping_due and self._conn is not None:
+            self._conn.ping(os.urandom(4))
+            self._flush()
+            self._ping_due = now + settings.ping_interval_s
+            if settings.ping_timeout_s > 0 and not self._pong_due:
+                self._pong_due = now + settings.ping_timeout_s
 
-    def _on_data(self, event: TextMessage | BytesMessage) -> None:
+    # -- frames from the client, as events ------------------------------------------
+    def _on_event(self, event: WebSocketEvent) -> None:
+        if isinstance(event, MessageReceived):
+            if self.state == OPEN:
+                self._deliver(event)
+        elif isinstance(event, PongReceived):
+            self._pong_due = 0.0
+        elif isinstance(event, Closing):  # the connection began it (a message too big)
+            self._closing(event.code, event.reason)
+        elif isinstance(event, Ended):
+            self.state = CLOSED
+            self._close_due = 0.0
+            self._finish(event.code, event.reason)
+            self._flush()
+            self._channel.close()
+
+    def _deliver(self, event: MessageReceived) -> None:
         data = event.data
-        if self.state != OPEN:  # after our Close the peer's data is discarded (RFC 6455 §1.4)
-            self._discarded += len(data)
-            if self._discarded > self._settings.max_size_bytes:
-                self.state = CLOSED  # and parsed no further: inflating it costs us, not them
-                self._channel.close()
-            return
-        if isinstance(data, str):
-            self._message_bytes += len(data) if data.isascii() else len(data.encode())
-            self._text.append(data)
-        else:
-            self._message_bytes += len(data)
-            self._binary.append(bytes(data))
-        if self._message_bytes > self._settings.max_size_bytes:
-            self._text.clear()
-            self._binary.clear()
-            self._close(TOO_BIG, "message too big")
-            return
-        if not event.message_finished:
-            return
-        message: Message
-        if isinstance(data, str):
-            message = {"type": "websocket.receive", "text": "".join(self._text)}
-            self._text.clear()
-        else:
-            message = {"type": "websocket.receive", "bytes": b"".join(self._binary)}
-            self._binary.clear()
-        size, self._message_bytes = self._message_bytes, 0
-        self._inbox.append((message, size))
-        self._queued += size
+        message: Message = {"type": "websocket.receive"}
+        message["text" if isinstance(data, str) else "bytes"] = data
+        self._inbox.append((message, event.size))
+        self._queued += event.size
         if self._queued > INPUT_HIGH_BYTES and not self._reading_paused:
             self._reading_paused = True
             self._channel.pause_reading()
         self._wake()
 
-    def _answer_ping(self, payload: bytes) -> None:
-        ws = self._ws
-        if self._write_paused:
-            self._pong_owed = payload  # only the latest ping needs a pong (RFC 6455 §5.5.3)
-        elif ws is not None and ws.state is ConnectionState.OPEN:
-            self._channel.write(ws.send(Pong(payload)))
-
-    def _on_close(self, ws: Connection, event: CloseConnection) -> None:
-        code, reason = int(event.code), event.reason or ""
-        if ws.state is ConnectionState.OPEN:  # not a Close frame: the peer broke the protocol
-            self._close(code, reason)
-            self._channel.close()  # wsproto parses no further: fail the connection now
-            return
-        if ws.state is ConnectionState.REMOTE_CLOSING:  # the peer closed first: answer it
-            self._channel.write(ws.send(event.response()))
-        self.state = CLOSED
-        self._finish(code, reason)
-        self._channel.close()
-
-    # -- server pings ---------------------------------------------------------------
-    def _schedule_ping(self) -> None:
-        interval = self._settings.ping_interval_s
-        if interval > 0 and self.state == OPEN:
-            self._ping_timer = self._loop.call_later(interval, self._ping)
-
-    def _ping(self) -> None:
-        self._ping_timer = None
-        ws = self._ws
-        if ws is None or self.state != OPEN:
-            return
-        self._channel.write(ws.send(Ping(os.urandom(4))))
-        timeout = self._settings.ping_timeout_s
-        if timeout > 0 and self._pong_timer is None:
-            self._pong_timer = self._loop.call_later(timeout, self._pong_missing)
-        self._schedule_ping()
-
-    def _pong_missing(self) -> None:
-        self._pong_timer = None
-        log.debug("WebSocket client %s sent no pong; closing", self._channel.client)
-        self._close(INTERNAL_ERROR, "keepalive ping timeout")
-        self._channel.close()  # the peer is unresponsive: don't wait for its Close
+    def _flush(self) -> None:
+        conn = self._conn
+        if conn is not None:
+            data = conn.data_to_send(pong=not self._write_paused)
+            if data:
+                self._channel.write(data)
 
     # -- closing --------------------------------------------------------------------
     def _close(self, code: int, reason: str) -> None:
         """Send our Close (state OPEN only); the app hears of it at once."""
-        ws = self._ws
-        if ws is None or self.state != OPEN:
+        conn = self._conn
+        if conn is None or self.state != OPEN:
             return
+        conn.close(code, reason)
+        self._flush()
+        self._closing(code, reason)
+
+    def _closing(self, code: int, reason: str) -> None:
         self.state = CLOSING
-        self._channel.write(ws.send(CloseConnection(code, reason)))
-        for timer in (self._ping_timer, self._pong_timer):
-            if timer is not None:
-                timer.cancel()
-        self._close_timer = self._loop.call_later(CLOSE_TIMEOUT_S, self._channel.reset)
+        self._ping_due = self._pong_due = 0.0
+        self._close_due = FROM_NEXT_CHECK
         self._finish(code, reason)
 
     def _finish(self, code: int, reason: str) -> None:
@@ -363,15 +331,16 @@ class WebSocketSession:
             await asyncio.shield(drain)  # shared by concurrent senders: don't cancel it
 
     def _send_data(self, message: Message) -> None:
-        ws = self._ws
-        assert ws is not None
+        conn = self._conn
+        assert conn is not None
         text, data = message.get("text"), message.get("bytes")
         if text is not None:
-            self._channel.write(ws.send(TextMessage(text)))
+            conn.send_message(str(text))
         elif data is not None:
-            self._channel.write(ws.send(BytesMessage(bytes(data))))
+            conn.send_message(bytes(data))
         else:
             raise ResponseError("websocket.send without text or bytes")
+        self._flush()
 
     def _accept(self, message: Message) -> None:
         handshake = self._handshake
@@ -382,11 +351,11 @@ class WebSocketSession:
             extensions, offer = negotiate_deflate(handshake.extensions)
         headers = [(bytes(n), bytes(v)) for n, v in message.get("headers", ())]
         head = accept_head(handshake, message.get("subprotocol"), offer, headers)
-        self._ws = Connection(ConnectionType.SERVER, extensions)
-        self._slice = DEFLATE_SLICE_BYTES if extensions else 0
+        self._conn = WebSocketConnection(extensions, self._settings.max_size_bytes)
         self.state = OPEN
         self._channel.switch_protocols(self, head)
-        self._schedule_ping()
+        if self._settings.ping_interval_s > 0:
+            self._ping_due = FROM_NEXT_CHECK
 
     def _respond(self, status: int, headers: Headers, body: bytes) -> None:
         """A whole HTTP response instead of the upgrade; the connection closes after it."""

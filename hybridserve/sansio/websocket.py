@@ -1,8 +1,9 @@
-"""The WebSocket opening handshake (RFC 6455 §4.2, RFC 7692), without I/O.
+"""WebSockets without I/O: the opening handshake (RFC 6455 §4.2, RFC 7692) and the frames.
 
 ``read_handshake`` checks what the client asked for, ``negotiate_deflate`` picks the
-compression we agree to, ``accept_head`` writes the 101. The session that runs afterwards,
-with its transport and the app, lives in ``apps/websocket.py``.
+compression we agree to, ``accept_head`` writes the 101. ``WebSocketConnection`` then owns
+wsproto, the message size limit and the close state: bytes in, events out, bytes to send.
+The ASGI mapping lives in ``apps/websocket.py``; the worker owns the socket and the clock.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import base64
 import binascii
 from dataclasses import dataclass, field
 
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.utilities import generate_accept_token
 
@@ -118,3 +121,143 @@ def accept_head(
         lines.append(header_line(name, value)[0])
     lines.append(b"\r\n")
     return b"".join(lines)
+
+
+# -- after the handshake ---------------------------------------------------------------
+DEFLATE_SLICE_BYTES = 4096  # inflate <= ~4 MiB per step: zlib's worst ratio is ~1:1032
+OPEN, CLOSING, CLOSED = "open", "closing", "closed"
+TOO_BIG = 1009
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    """A whole message; ``size`` counts its bytes (UTF-8 for text) for flow control."""
+
+    data: str | bytes
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class PongReceived:
+    """The peer answered a ping: it is alive."""
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """We began the closing handshake (a message too big): the app hears ``code`` now."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """The WebSocket is over (both Close frames crossed, or the peer broke the protocol):
+    send what is left, then close TCP."""
+
+    code: int
+    reason: str
+
+
+WebSocketEvent = MessageReceived | PongReceived | Closing | Ended
+
+
+class WebSocketConnection:
+    """One WebSocket after its 101: frames in, events out, frames to send.
+
+    States only move forward: OPEN, CLOSING (we sent a Close and wait for the peer's),
+    CLOSED. After our Close the peer's data is parsed only to be thrown away (RFC 6455
+    §1.4), and not even that beyond ``max_size_bytes``: inflating it costs us, not them.
+    """
+
+    def __init__(self, extensions: list[Extension], max_size_bytes: int) -> None:
+        self._ws = Connection(ConnectionType.SERVER, extensions)
+        self._slice = DEFLATE_SLICE_BYTES if extensions else 0
+        self._max = max_size_bytes
+        self.state = OPEN
+        self._out: list[bytes] = []
+        self._pong_owed: bytes | None = None  # only the latest ping needs a pong (§5.5.3)
+        self._text: list[str] = []  # the parts of the message being received
+        self._binary: list[bytes] = []
+        self._size = 0
+        self._discarded = 0
+
+    # -- in --------------------------------------------------------------------------
+    def receive(self, data: bytes) -> list[WebSocketEvent]:
+        events: list[WebSocketEvent] = []
+        step = self._slice or len(data) or 1
+        for start in range(0, len(data), step):
+            if self.state == CLOSED or self._ws.state is ConnectionState.CLOSED:
+                break
+            self._ws.receive_data(data[start : start + step])
+            for event in self._ws.events():
+                if isinstance(event, TextMessage | BytesMessage):
+                    self._on_data(event.data, event.message_finished, events)
+                elif isinstance(event, Ping):
+                    self._pong_owed = event.payload
+                elif isinstance(event, Pong):
+                    events.append(PongReceived())
+                elif isinstance(event, CloseConnection):
+                    self._on_close(event, events)
+        return events
+
+    def _on_data(
+        self, data: str | bytes | bytearray, finished: bool, events: list[WebSocketEvent]
+    ) -> None:
+        if self.state != OPEN:
+            self._discarded += len(data)
+            if self._discarded > self._max and self.state != CLOSED:
+                self.state = CLOSED
+                events.append(Ended(TOO_BIG, "message too big"))
+            return
+        if isinstance(data, str):
+            self._size += len(data) if data.isascii() else len(data.encode())
+            self._text.append(data)
+        else:
+            self._size += len(data)
+            self._binary.append(bytes(data))
+        if self._size > self._max:
+            self._text.clear()
+            self._binary.clear()
+            self._size = 0
+            self.close(TOO_BIG, "message too big")
+            events.append(Closing(TOO_BIG, "message too big"))
+            return
+        if finished:
+            whole = "".join(self._text) if isinstance(data, str) else b"".join(self._binary)
+            events.append(MessageReceived(whole, self._size))
+            self._text.clear()
+            self._binary.clear()
+            self._size = 0
+
+    def _on_close(self, event: CloseConnection, events: list[WebSocketEvent]) -> None:
+        code, reason = int(event.code), event.reason or ""
+        if self._ws.state is ConnectionState.OPEN:  # not a Close frame: the peer broke the rules
+            self.close(code, reason)
+        elif self._ws.state is ConnectionState.REMOTE_CLOSING:  # the peer closed first
+            self._out.append(self._ws.send(event.response()))
+        self.state = CLOSED
+        events.append(Ended(code, reason))
+
+    # -- out -------------------------------------------------------------------------
+    def send_message(self, data: str | bytes) -> None:
+        message = TextMessage(data) if isinstance(data, str) else BytesMessage(data)
+        self._out.append(self._ws.send(message))
+
+    def ping(self, payload: bytes) -> None:
+        self._out.append(self._ws.send(Ping(payload)))
+
+    def close(self, code: int, reason: str) -> None:
+        """Send our Close; only an OPEN connection can."""
+        if self.state == OPEN:
+            self.state = CLOSING
+            self._out.append(self._ws.send(CloseConnection(code, reason)))
+
+    def data_to_send(self, *, pong: bool = True) -> bytes:
+        """What to write now; ``pong=False`` keeps an owed pong while writing is paused."""
+        if pong and self._pong_owed is not None and self._ws.state is ConnectionState.OPEN:
+            self._out.append(self._ws.send(Pong(self._pong_owed)))
+            self._pong_owed = None
+        data = b"".join(self._out)
+        self._out.clear()
+        return data

@@ -445,6 +445,9 @@ class HTTPProtocol(asyncio.Protocol):
             self._conn.abandon()
             self._transport.abort()  # close() would wait for the unread bytes to flush
             return
+        if self._upgraded is not None:
+            self._upgraded.check_deadline(now)
+            return
         if self._request_deadline and now >= self._request_deadline:
             self._expire()
             return

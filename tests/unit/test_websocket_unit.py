@@ -23,7 +23,11 @@ from hybridserve.config import WebSocket as WebSocketSettings
 from hybridserve.errors import ProtocolError, ResponseError
 from hybridserve.sansio.events import Headers, Request
 from hybridserve.sansio.websocket import (
+    Closing,
+    Ended,
     Handshake,
+    MessageReceived,
+    WebSocketConnection,
     accept_head,
     negotiate_deflate,
     read_handshake,
@@ -306,18 +310,41 @@ async def test_client_ping_is_answered_and_held_while_writing_is_paused() -> Non
     assert peer.events() == [Pong(b"3")]  # only the latest one is owed
 
 
-async def test_server_pings_and_closes_when_no_pong_comes() -> None:
+async def test_server_pings_on_the_worker_clock_and_closes_when_no_pong_comes() -> None:
     seen: list[Message] = []
-    peer = Peer(echo_app(seen), ping_interval_s=0.01, ping_timeout_s=0.2)
-    await asyncio.sleep(0.03)
+    peer = Peer(echo_app(seen), ping_interval_s=20, ping_timeout_s=5)
+    await settle()
+    session = peer.session
+    session.check_deadline(100.0)  # the first sweep after accept starts the interval
+    session.check_deadline(119.0)
+    assert peer.events() == []
+    session.check_deadline(120.0)
     pings = peer.events()
-    assert pings and all(isinstance(e, Ping) for e in pings)
-    peer.send(pings[0].response())  # type: ignore[attr-defined]  # a pong: still alive
-    assert peer.session.state == OPEN
-    await asyncio.sleep(0.4)  # pings, but no pong this time
+    assert len(pings) == 1 and isinstance(pings[0], Ping)
+    peer.send(pings[0].response())  # a pong: still alive
+    session.check_deadline(126.0)
+    assert session.state == OPEN
+    session.check_deadline(140.0)  # the next ping; this time no pong comes
+    assert [type(e) for e in peer.events()] == [Ping]
+    session.check_deadline(144.0)
+    assert session.state == OPEN
+    session.check_deadline(145.0)
     closes = [e for e in peer.events() if isinstance(e, CloseConnection)]
     assert closes == [CloseConnection(1011, "keepalive ping timeout")]
+    await settle()
     assert seen[-1]["code"] == 1011 and peer.channel.closed
+
+
+async def test_a_peer_that_never_answers_our_close_is_reset_after_the_close_timeout() -> None:
+    peer = Peer(echo_app([]))
+    await settle()
+    peer.session.shutdown()
+    assert [type(e) for e in peer.events()] == [CloseConnection]
+    peer.session.check_deadline(50.0)
+    peer.session.check_deadline(59.0)
+    assert not peer.channel.reset_called
+    peer.session.check_deadline(60.0)
+    assert peer.channel.reset_called
 
 
 async def test_send_waits_while_the_transport_is_paused() -> None:
@@ -451,3 +478,43 @@ async def test_bad_handshake_never_reaches_the_app() -> None:
     status, headers, _ = peer.channel.responses[0]
     assert status == 426 and (b"sec-websocket-version", b"13") in headers
     assert called == []
+
+
+# -- the sans-IO connection alone: bytes in, events and bytes out ----------------------
+def client_and_server(max_size: int = 100) -> tuple[Connection, WebSocketConnection]:
+    return Connection(ConnectionType.CLIENT), WebSocketConnection([], max_size)
+
+
+def frames(client: Connection, data: bytes) -> list[Event]:
+    client.receive_data(data)
+    return list(client.events())
+
+
+def test_connection_assembles_fragments_and_counts_utf8_bytes() -> None:
+    client, conn = client_and_server()
+    wire = client.send(TextMessage("hé", message_finished=False)) + client.send(TextMessage("!"))
+    assert conn.receive(wire) == [MessageReceived("hé!", 4)]
+
+
+def test_connection_too_big_starts_closing_and_discards_what_follows() -> None:
+    client, conn = client_and_server(max_size=4)
+    assert conn.receive(client.send(BytesMessage(b"12345"))) == [Closing(1009, "message too big")]
+    assert conn.state == "closing"
+    late = client.send(BytesMessage(b"ab"))  # sent before the client saw our Close
+    assert frames(client, conn.data_to_send()) == [CloseConnection(1009, "message too big")]
+    assert conn.receive(late) == []  # thrown away, not delivered
+
+
+def test_connection_answers_the_peers_close_and_ends() -> None:
+    client, conn = client_and_server()
+    assert conn.receive(client.send(CloseConnection(4000, "bye"))) == [Ended(4000, "bye")]
+    assert conn.state == "closed"
+    assert frames(client, conn.data_to_send()) == [CloseConnection(4000, "bye")]
+
+
+def test_connection_holds_only_the_latest_pong_while_writing_is_paused() -> None:
+    client, conn = client_and_server()
+    conn.receive(client.send(Ping(b"1")) + client.send(Ping(b"2")))
+    assert conn.data_to_send(pong=False) == b""
+    assert frames(client, conn.data_to_send()) == [Pong(b"2")]
+    assert conn.data_to_send() == b""
