@@ -15,7 +15,7 @@ from collections import deque
 from typing import Any
 from urllib.parse import unquote
 
-from hybridserve.apps.types import ASGIApp, Channel, Message, Scope
+from hybridserve.apps.types import ASGIApp, Channel, Message, Scope, TLSInfo
 from hybridserve.errors import ResponseError
 from hybridserve.sansio.events import Headers, Request
 
@@ -47,6 +47,11 @@ def build_scope(request: Request, channel: Channel, root_path: str, state: dict[
     path = raw_path.decode("latin-1")
     if "%" in path:
         path = unquote(path)
+    extensions: dict[str, Any] = {"http.response.pathsend": {}}
+    if request.accepts_trailers:
+        extensions["http.response.trailers"] = {}
+    if channel.tls is not None:
+        extensions["tls"] = tls_extension(channel.tls)
     return {
         "type": "http",
         "asgi": ASGI_VERSION,
@@ -61,11 +66,19 @@ def build_scope(request: Request, channel: Channel, root_path: str, state: dict[
         "client": channel.client,
         "server": channel.server,
         "state": state.copy(),
-        "extensions": (
-            {"http.response.pathsend": {}, "http.response.trailers": {}}
-            if request.accepts_trailers
-            else {"http.response.pathsend": {}}
-        ),
+        "extensions": extensions,
+    }
+
+
+def tls_extension(tls: TLSInfo) -> dict[str, Any]:
+    """The ``tls`` scope extension (ASGI TLS extension 0.2); only over TLS we terminated."""
+    return {
+        "server_cert": tls.server_cert,
+        "client_cert_chain": list(tls.client_cert_chain),
+        "client_cert_name": tls.client_cert_name,
+        "client_cert_error": None,  # a certificate that fails verification fails the handshake
+        "tls_version": tls.version,
+        "cipher_suite": tls.cipher_suite,
     }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hybridserve.sansio.events import Headers, Request
@@ -26,6 +27,20 @@ App = ASGIApp | WSGIApp
 Address = tuple[str, int] | None
 
 
+@dataclass(frozen=True, slots=True)
+class TLSInfo:
+    """What the TLS layer knows of a connection, for the ASGI ``tls`` extension and the
+    mod_ssl-style ``SSL_*`` WSGI variables. Only a connection we decrypted has one."""
+
+    version: int | None  # 0x0303 for TLS 1.2, 0x0304 for TLS 1.3
+    protocol: str  # the same as OpenSSL names it: "TLSv1.3"
+    cipher: str  # OpenSSL's name of the cipher suite
+    cipher_suite: int | None  # its IANA number
+    server_cert: str | None  # PEM
+    client_cert_chain: tuple[str, ...]  # PEMs, the client's own first; empty without one
+    client_cert_name: str | None  # its subject, RFC 4514
+
+
 class Channel(Protocol):
     """What a request cycle may do to its connection. Loop thread only."""
 
@@ -33,6 +48,7 @@ class Channel(Protocol):
     client: Address
     server: Address
     scheme: str
+    tls: TLSInfo | None  # None on plain TCP (and behind a TLS-terminating proxy)
 
     def send_head(self, status: int, headers: Headers, body: bytes, end: bool) -> None:
         """Write the response head and the first body bytes; raises ResponseError if invalid."""

@@ -76,7 +76,10 @@ def build_websocket_scope(
     scope["asgi"] = dict(ASGI_VERSION)
     scope["scheme"] = "wss" if channel.scheme == "https" else "ws"
     scope["subprotocols"] = list(handshake.subprotocols)
-    scope["extensions"] = {"websocket.http.response": {}}
+    extensions: dict[str, object] = {"websocket.http.response": {}}
+    if "tls" in scope["extensions"]:
+        extensions["tls"] = scope["extensions"]["tls"]
+    scope["extensions"] = extensions
     return scope
 
 

@@ -22,7 +22,7 @@ from typing import IO, Any, Protocol
 from urllib.parse import unquote_to_bytes
 
 from hybridserve.apps.threads import LoopMailbox
-from hybridserve.apps.types import Address, Channel, Environ, WSGIApp
+from hybridserve.apps.types import Address, Channel, Environ, TLSInfo, WSGIApp
 from hybridserve.errors import ResponseError
 from hybridserve.sansio.events import Headers, Request
 from hybridserve.sansio.writer import header_line
@@ -147,6 +147,7 @@ def build_environ(
     root_path: str,
     body: WSGIInput | io.BytesIO,
     multiprocess: bool,
+    tls: TLSInfo | None = None,
 ) -> Environ:
     """The PEP 3333 environ. Strings are latin-1, as the PEP requires for native strings."""
     target = request.target
@@ -202,7 +203,26 @@ def build_environ(
                 environ[key] += sep + text
             else:
                 environ[key] = text
+    if tls is not None:
+        environ.update(ssl_variables(tls))
     return environ
+
+
+def ssl_variables(tls: TLSInfo) -> dict[str, str]:
+    """mod_ssl's names for the TLS session (what gunicorn and mod_wsgi users read)."""
+    variables = {
+        "HTTPS": "on",
+        "SSL_PROTOCOL": tls.protocol,
+        "SSL_CIPHER": tls.cipher,
+        "SSL_CLIENT_VERIFY": "SUCCESS" if tls.client_cert_chain else "NONE",
+    }
+    if tls.client_cert_chain:
+        variables["SSL_CLIENT_CERT"] = tls.client_cert_chain[0]
+        for i, pem in enumerate(tls.client_cert_chain[1:]):
+            variables[f"SSL_CLIENT_CERT_CHAIN_{i}"] = pem
+    if tls.client_cert_name is not None:
+        variables["SSL_CLIENT_S_DN"] = tls.client_cert_name
+    return variables
 
 
 class WSGIAdapter:
@@ -452,6 +472,7 @@ class WSGICycle:
             root_path=self._adapter.root_path,
             body=self._body(),
             multiprocess=self._adapter.multiprocess,
+            tls=channel.tls,
         )
         if request.expect_continue and self._input is not None:
             self._post(channel.send_continue)

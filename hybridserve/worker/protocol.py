@@ -14,7 +14,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, cast
 
 from hybridserve.apps.asgi import ASGIAdapter
-from hybridserve.apps.types import Address, Cycle
+from hybridserve.apps.types import Address, Cycle, TLSInfo
 from hybridserve.apps.websocket import WebSocketSession
 from hybridserve.errors import ProtocolError
 from hybridserve.sansio import proxy_protocol
@@ -23,6 +23,8 @@ from hybridserve.sansio.events import Body, EndOfRequest, Event, Headers, Reques
 from hybridserve.sansio.writer import STATUS_LINES
 from hybridserve.worker.access import AccessLog, Entry
 from hybridserve.worker.exposition import PROMETHEUS, StaticCycle
+from hybridserve.worker.preface import PROXY_HEADER_MAX_BYTES, Preface
+from hybridserve.worker.tls import ServerTLS
 
 if TYPE_CHECKING:
     from hybridserve.worker.state import WorkerState
@@ -33,7 +35,6 @@ access_log = logging.getLogger("hybridserve.access")
 # What the main deadline of a connection currently means.
 NO_DEADLINE, IDLE, HEAD, BODY = 0, 1, 2, 3
 METRICS_HEADERS = [(b"content-type", PROMETHEUS.encode())]
-PROXY_HEADER_MAX_BYTES = 536  # PROXY v2's bound for what we accept (v1 is 107)
 
 
 def error_response(status: int, message: str, date_line: bytes) -> bytes:
@@ -52,8 +53,12 @@ def _address(info: object) -> Address:
 class HTTPProtocol(asyncio.Protocol):
     """One HTTP/1.1 connection in a worker."""
 
-    def __init__(self, state: WorkerState) -> None:
+    def __init__(
+        self, state: WorkerState, tls: ServerTLS | None = None, preface: Preface | None = None
+    ) -> None:
         self._state = state
+        self._tls = tls
+        self._preface = preface  # the PROXY header, when read before the TLS handshake
         self.loop = state.loop
         self._transport: asyncio.Transport | None = None
         self._conn = ServerConnection(state.config.limits, state.http_backend)
@@ -76,6 +81,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.client: Address = None
         self.server: Address = None
         self.scheme = self._peer_scheme = "http"
+        self.tls: TLSInfo | None = None
         self._peer: Address = None
         self._proxied = False  # the peer is a trusted proxy: believe its headers
         self._write_deadline = 0.0  # set while the client leaves our output unread
@@ -89,10 +95,13 @@ class HTTPProtocol(asyncio.Protocol):
         self.connected = True
         self.client = self._peer = _address(transport.get_extra_info("peername"))
         self.server = _address(transport.get_extra_info("sockname"))
-        if transport.get_extra_info("sslcontext") is not None:
+        if self._tls is not None:
             self.scheme = self._peer_scheme = "https"
+            self.tls = self._tls.describe(transport.get_extra_info("ssl_object"))
+        if self._preface is not None and self._preface.source is not None:
+            self.client = self._peer = self._preface.source
         self._trust_peer()
-        if self._state.config.proxy_protocol:
+        if self._state.config.proxy_protocol and self._preface is None:
             self._proxy_header = bytearray()
         self._state.connections.add(self)
         self._close_after = self._state.draining  # accepted before the drain: serve one

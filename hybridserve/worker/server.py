@@ -12,7 +12,6 @@ import os
 import random
 import signal
 import socket
-import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from hybridserve.log import flush as flush_logs
 from hybridserve.log import queue_access_log, reopen_files
 from hybridserve.worker import tls
 from hybridserve.worker.exposition import from_slots, render
+from hybridserve.worker.preface import Preface, read_proxy_header
 from hybridserve.worker.protocol import HTTPProtocol
 from hybridserve.worker.slots import ASGI, BOOTING, DRAINING, READY, WSGI, Slots
 from hybridserve.worker.state import FRESH_GRACE_S, WorkerState
@@ -74,10 +74,10 @@ class Acceptor:
         self,
         state: WorkerState,
         listeners: list[socket.socket],
-        ssl_context: ssl.SSLContext | None = None,
+        server_tls: tls.ServerTLS | None = None,
     ) -> None:
         self._state = state
-        self._ssl = ssl_context
+        self._tls = server_tls
         self._loop = state.loop
         self._listeners = listeners
         self._watching = False
@@ -173,21 +173,23 @@ class Acceptor:
 
     async def _connect(self, sock: socket.socket) -> None:
         made: list[HTTPProtocol] = []
+        server_tls = self._tls
+        preface: Preface | None = None
 
         def factory() -> HTTPProtocol:
-            protocol = HTTPProtocol(self._state)
+            protocol = HTTPProtocol(self._state, server_tls, preface)
             made.append(protocol)
             return protocol
 
         try:
-            if self._ssl is None:
+            if server_tls is None:
                 await self._loop.connect_accepted_socket(factory, sock)
             else:
+                head_s = self._state.config.timeouts.request_head_s
+                if self._state.config.proxy_protocol:  # in clear text, before the handshake
+                    preface = await read_proxy_header(self._loop, sock, head_s)
                 await self._loop.connect_accepted_socket(
-                    factory,
-                    sock,
-                    ssl=self._ssl,
-                    ssl_handshake_timeout=self._state.config.timeouts.request_head_s,
+                    factory, sock, ssl=server_tls.context, ssl_handshake_timeout=head_s
                 )
         except Exception as exc:
             log.debug("connection setup failed: %s", exc)
@@ -272,7 +274,7 @@ class Worker:
         loop.add_signal_handler(signal.SIGINT, self._interrupt)
         loop.add_signal_handler(signal.SIGQUIT, self.stop, True)
         loop.add_signal_handler(signal.SIGUSR1, reopen_files)
-        acceptor = Acceptor(state, self.listeners, tls.server_context(self.config.tls))
+        acceptor = Acceptor(state, self.listeners, tls.server_tls(self.config.tls))
         acceptor.resume()
         if self.early_stops:
             self.stop(False)  # told to go while booting: serve what waits, then leave

@@ -14,7 +14,7 @@ from hybridserve.apps.asgi import (
     build_scope,
     split_target,
 )
-from hybridserve.apps.types import Address, Message, Receive, Scope, Send
+from hybridserve.apps.types import Address, Message, Receive, Scope, Send, TLSInfo
 from hybridserve.errors import ResponseError
 from hybridserve.sansio.events import Headers, Request
 from hybridserve.sansio.writer import header_line
@@ -28,6 +28,7 @@ class FakeChannel:
         self.client: Address = ("192.0.2.7", 50123)
         self.server: Address = ("127.0.0.1", 8000)
         self.scheme = "http"
+        self.tls: TLSInfo | None = None
         self.calls: list[tuple[Any, ...]] = []
         self.refuse_body = False  # as when a body exceeds the head's Content-Length
 

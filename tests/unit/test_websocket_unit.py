@@ -17,7 +17,7 @@ from wsproto.events import (
 from wsproto.extensions import Extension, PerMessageDeflate
 
 from hybridserve.apps.asgi import ASGIAdapter
-from hybridserve.apps.types import Address, ASGIApp, Message, Receive, Scope, Send
+from hybridserve.apps.types import Address, ASGIApp, Message, Receive, Scope, Send, TLSInfo
 from hybridserve.apps.websocket import CLOSED, CLOSING, OPEN, WebSocketSession
 from hybridserve.config import WebSocket as WebSocketSettings
 from hybridserve.errors import ProtocolError, ResponseError
@@ -139,6 +139,7 @@ class FakeChannel:
     client: Address = ("127.0.0.1", 5000)
     server: Address = ("127.0.0.1", 8000)
     scheme = "http"
+    tls: TLSInfo | None = None
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop

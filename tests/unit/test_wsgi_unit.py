@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from hybridserve.apps.threads import ThreadPool
-from hybridserve.apps.types import Address, Environ, StartResponse, WSGIApp
+from hybridserve.apps.types import Address, Environ, StartResponse, TLSInfo, WSGIApp
 from hybridserve.apps.wsgi import (
     INPUT_HIGH_BYTES,
     ClientDisconnected,
@@ -320,6 +320,7 @@ class RecordingChannel:
         self.client: Address = CLIENT
         self.server: Address = SERVER
         self.scheme = "http"
+        self.tls: TLSInfo | None = None
         self.conn = ServerConnection(Limits(), "h11")
         self.conn.receive(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         self.calls: list[tuple[object, ...]] = []
