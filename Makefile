@@ -24,11 +24,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# nginx for the reverse-proxy test, from Debian's packages when missing (needs root).
+# nginx and haproxy for the reverse-proxy tests, systemd-socket-activate for socket activation:
+# from Debian's packages when missing (needs root).
 system-deps:
 	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; } || \
 	  echo "warning: could not install nginx; tests/integration/test_nginx.py will be skipped" >&2
+	@command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy; } || \
+	  echo "warning: could not install haproxy; tests/integration/test_haproxy.py will be skipped" >&2
+	@command -v systemd-socket-activate >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd; } || \
+	  echo "warning: no systemd-socket-activate; test_systemd.py passes LISTEN_FDS itself" >&2
 
 pytest: $(STAMP) system-deps
 	$(BIN)/pytest
