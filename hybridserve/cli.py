@@ -8,13 +8,11 @@ loaded, 1 for anything else (a port already in use, say).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib.util
 import json
 import logging
 import os
-import socket
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -35,7 +33,7 @@ from hybridserve.log import configure
 from hybridserve.master import identity, sockets
 from hybridserve.master.arbiter import Arbiter
 from hybridserve.master.succession import LAUNCH_DIR
-from hybridserve.sources import SETTINGS, Loaded, Setting, load
+from hybridserve.sources import DEFAULT, SETTINGS, Loaded, Setting, load
 from hybridserve.worker import tls
 from hybridserve.worker.server import resolve_http_backend
 
@@ -180,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         )
     except AppLoadError as exc:
         _fail(EXIT_APP_LOAD, "Cannot load the app: %s", exc)
-    _serve(config, preloaded, functools.partial(load_config, args, cwd=LAUNCH_DIR))
+    _serve(config, preloaded, functools.partial(load_config, args, cwd=LAUNCH_DIR), loaded)
 
 
 def banner(config: Config) -> str:
@@ -199,26 +197,32 @@ def banner(config: Config) -> str:
 
 
 def _serve(
-    config: Config, preloaded: tuple[Any, str] | None, reread: Callable[[], Config]
+    config: Config,
+    preloaded: tuple[Any, str] | None,
+    reread: Callable[[], Config],
+    loaded: Loaded,
 ) -> NoReturn:
-    """Bind, hand over to the master, and clean up the listeners after it returns."""
-    inherited = bool(os.environ.get(sockets.INHERIT_ENV))
+    """Bind, hand over to the master, and close the listeners after it returns."""
     try:
-        listeners = [sock for _, sock in sockets.open_listeners(config.bind, config.backlog)]
+        opened = sockets.open_listeners(
+            config.bind,
+            config.backlog,
+            bind_given=loaded.origins["bind"] != DEFAULT,
+            backlog_given=loaded.origins["backlog"] != DEFAULT,
+        )
     except OSError as exc:
         reason = str(exc.strerror or exc)
         _fail(EXIT_ERROR, "%s", reason[:1].upper() + reason[1:])
     log.info("hybridserve %s, master pid %d: %s", __version__, os.getpid(), banner(config))
+    listeners = [listener.sock for listener in opened]
     for sock in listeners:
         log.info("Listening at %s", sockets.describe(sock, tls=config.tls.enabled))
-    arbiter = Arbiter(config, listeners, preloaded, reload_config=reread)
+    # Only socket files we created are removed on exit, never systemd's or a USR2 parent's.
+    created = [listener.created_path for listener in opened if listener.created_path]
+    arbiter = Arbiter(config, listeners, preloaded, reload_config=reread, unix_paths=created)
     try:
         code = arbiter.run()
     finally:
         for sock in listeners:
-            # A Unix socket file belongs to whoever bound it, unless a new master has it now.
-            if sock.family == socket.AF_UNIX and not inherited and not arbiter.handed_over:
-                with contextlib.suppress(OSError):
-                    os.unlink(sock.getsockname())
             sock.close()
     sys.exit(code)

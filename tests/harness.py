@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -27,8 +27,18 @@ LISTENING = re.compile(r"Listening at (?P<scheme>https?)://(?P<host>[^\s]+):(?P<
 class Server:
     """One hybridserve process tree started by a test."""
 
-    def __init__(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        prefix: Sequence[str] = (),
+        pass_fds: Sequence[int] = (),
+    ):
+        """``prefix`` runs before python (systemd-socket-activate ...); ``pass_fds`` it inherits."""
         self.args = list(args)
+        self.prefix = list(prefix)
+        self.pass_fds = tuple(pass_fds)
         binds = ("-b", "--bind", "--host", "--port")
         if not any(a in binds or a.startswith("--bind=") for a in self.args):
             self.args += ["--bind", "127.0.0.1:0"]
@@ -44,8 +54,9 @@ class Server:
     # -- lifecycle ----------------------------------------------------------------
     def start(self, *, ready: bool = True, timeout_s: float = 20) -> Server:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hybridserve", *self.args],
+            [*self.prefix, sys.executable, "-m", "hybridserve", *self.args],
             cwd=self.cwd,
+            pass_fds=self.pass_fds,
             env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -19,7 +19,7 @@ import signal
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
@@ -59,6 +59,7 @@ class Arbiter:
         preloaded: tuple[Any, str] | None = None,
         *,
         reload_config: Callable[[], Config] | None = None,
+        unix_paths: Sequence[str] = (),
     ) -> None:
         self.config = config
         self._reload_config = reload_config
@@ -91,7 +92,7 @@ class Arbiter:
         self._last_load_error = ""
         self._drain_at: float | None = None  # --drain-delay: when the real drain starts
         self.totals = metrics.Totals()
-        self._unix_paths = [s.getsockname() for s in listeners if s.family == socket.AF_UNIX]
+        self._unix_paths = unix_paths  # the socket files we created: removed on exit
         self._metrics: metrics.MetricsServer | None = None
 
     # -- main loop ----------------------------------------------------------------

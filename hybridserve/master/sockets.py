@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 import stat
@@ -51,15 +52,28 @@ def parse_bind(value: str) -> BindSpec:
     return BindSpec(family, (host or "0.0.0.0", int(port)))
 
 
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """A listening socket; ``created_path`` is a Unix socket file we made (ours to remove)."""
+
+    value: str  # the bind it serves, as a user would write it
+    sock: socket.socket
+    created_path: str | None = None
+
+
 def bind(spec: BindSpec, backlog: int) -> socket.socket:
     """A listening, non-blocking, inheritable socket; raises OSError with the reason."""
     if spec.fd is not None:
-        sock = socket.socket(fileno=spec.fd)
-    elif spec.family == socket.AF_UNIX:
+        return adopt(spec.fd, backlog, keep_backlog=False)
+    if spec.family == socket.AF_UNIX:
         assert isinstance(spec.address, str)
-        _remove_stale_unix_socket(spec.address)
+        _claim_unix_path(spec.address)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(spec.address)
+        try:
+            sock.bind(spec.address)
+        except OSError:
+            sock.close()
+            raise
     else:
         assert isinstance(spec.address, tuple)
         sock = socket.socket(spec.family, socket.SOCK_STREAM)
@@ -71,16 +85,50 @@ def bind(spec: BindSpec, backlog: int) -> socket.socket:
         except OSError:
             sock.close()
             raise
+    return _ready(sock, backlog)
+
+
+def adopt(fd: int, backlog: int, *, keep_backlog: bool) -> socket.socket:
+    """A socket someone else opened (systemd, fd://N, the master before a USR2).
+
+    With ``keep_backlog`` (no explicit ``--backlog``) one already listening keeps the backlog
+    its opener chose: systemd's 4096 must not shrink to our default.
+    """
+    sock = socket.socket(fileno=fd)
+    if keep_backlog and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        sock.setblocking(False)
+        sock.set_inheritable(True)
+        return sock
+    return _ready(sock, backlog)
+
+
+def _ready(sock: socket.socket, backlog: int) -> socket.socket:
     sock.listen(backlog)
     sock.setblocking(False)
     sock.set_inheritable(True)
     return sock
 
 
-def _remove_stale_unix_socket(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.unlink(path)
+def _claim_unix_path(path: str) -> None:
+    """Remove a stale socket file; refuse, as TCP would, a path a live server listens on."""
+    try:
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            return  # not a socket: bind() says "address in use"; never delete a file
+    except FileNotFoundError:
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.setblocking(False)
+        try:
+            probe.connect(path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # nobody listens: left behind by a server that died
+            return
+        except BlockingIOError:
+            pass  # its backlog is full: very much alive
+        except OSError:
+            return  # cannot tell (no permission): leave it to bind()
+    raise OSError(errno.EADDRINUSE, "Address already in use (a server is listening there)")
 
 
 def describe(sock: socket.socket, *, tls: bool = False) -> str:
@@ -102,30 +150,50 @@ def inherited_fds() -> list[int] | None:
     return [int(fd) for fd in value.split(",")]
 
 
-def open_listeners(binds: tuple[str, ...], backlog: int) -> list[tuple[str, socket.socket]]:
-    """Inherited sockets when re-executed, else bind each address; OSError names the cause.
+def open_listeners(
+    binds: tuple[str, ...], backlog: int, *, bind_given: bool = True, backlog_given: bool = True
+) -> list[Listener]:
+    """The sockets to serve: inherited ones, activated ones, then each ``binds`` address.
 
-    Returns ``(bind value, socket)`` pairs in ``binds`` order. Parsing errors raise
-    ConfigError before anything is bound.
+    A master re-executed by USR2 serves exactly the sockets it was handed. Under systemd
+    socket activation (``LISTEN_FDS``) the activated sockets are served, all of them unless
+    ``fd://N`` binds pick some (the others are closed), and so is every other address in
+    ``binds`` if it was given rather than the default. Adopted sockets keep their backlog
+    unless ``backlog_given``. OSError names the bind that failed; nothing stays open then.
     """
-    specs = [parse_bind(value) for value in binds]
-    fds = inherited_fds()
+    specs = [parse_bind(value) for value in binds]  # ConfigError before anything is bound
+    handed = inherited_fds()
+    keep = not backlog_given
+    if handed is not None:
+        return [Listener(f"fd://{fd}", adopt(fd, backlog, keep_backlog=keep)) for fd in handed]
     activated = systemd.listen_fds()
-    if activated and fds is None:
-        wanted = [spec.fd for spec in specs if spec.fd is not None]
-        fds = wanted or activated  # without fd://N binds, serve every activated socket
-        binds = tuple(f"fd://{fd}" for fd in fds)
-    if fds is not None:
-        return [
-            (value, bind(BindSpec(socket.AF_UNSPEC, None, fd), backlog))
-            for value, fd in zip(binds, fds, strict=False)
-        ]
-    listeners = []
-    for value, spec in zip(binds, specs, strict=True):
-        try:
-            listeners.append((value, bind(spec, backlog)))
-        except OSError as exc:
-            for _, sock in listeners:
-                sock.close()
-            raise OSError(exc.errno, f"cannot listen on {value}: {exc.strerror or exc}") from None
+    chosen = list(zip(binds, specs, strict=True)) if bind_given or not activated else []
+    picked = {spec.fd for _, spec in chosen if spec.fd is not None}
+    listeners: list[Listener] = []
+    try:
+        if not picked:
+            listeners += [
+                Listener(f"fd://{fd}", adopt(fd, backlog, keep_backlog=keep)) for fd in activated
+            ]
+        for value, spec in chosen:
+            listeners.append(_open(value, spec, backlog, keep))
+    except OSError:
+        for listener in listeners:
+            listener.sock.close()
+        raise
+    for fd in activated:
+        if picked and fd not in picked:
+            with contextlib.suppress(OSError):
+                os.close(fd)  # left open, it would queue connections nobody accepts
     return listeners
+
+
+def _open(value: str, spec: BindSpec, backlog: int, keep: bool) -> Listener:
+    try:
+        if spec.fd is not None:
+            return Listener(value, adopt(spec.fd, backlog, keep_backlog=keep))
+        sock = bind(spec, backlog)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot listen on {value}: {exc.strerror or exc}") from None
+    path = spec.address if isinstance(spec.address, str) else None
+    return Listener(value, sock, path)
