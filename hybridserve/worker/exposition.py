@@ -147,6 +147,12 @@ def _per_worker(
             "Connections accepted (shows balance).",
             lambda c: c.accepted,
         ),
+        (
+            "worker_requests_total",
+            "counter",
+            "Requests answered by each worker (shows balance).",
+            lambda c: c.requests,
+        ),
     ]
     metric("workers", "gauge", "Worker processes, by state.")
     ready = sum(1 for w in workers if w.ready and not w.draining)

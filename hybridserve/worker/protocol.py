@@ -203,6 +203,7 @@ class HTTPProtocol(asyncio.Protocol):
             self._upgraded = None
             state.in_flight -= 1
             upgraded.connection_lost()
+        state.note_close()
         state.capacity_freed()
 
     def pause_writing(self) -> None:

@@ -28,6 +28,7 @@ from hybridserve.errors import EXIT_APP_LOAD, EXIT_OK, AppLoadError
 from hybridserve.log import flush as flush_logs
 from hybridserve.log import queue_access_log, reopen_files
 from hybridserve.worker import tls
+from hybridserve.worker.balance import DEFER_S, Share
 from hybridserve.worker.exposition import from_slots, render
 from hybridserve.worker.preface import Preface, read_proxy_header
 from hybridserve.worker.protocol import HTTPProtocol
@@ -68,33 +69,43 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
 
 
 class Acceptor:
-    """Accepts from the shared listeners only while the worker has room."""
+    """Accepts from the shared listeners while the worker has room, then its share."""
 
     def __init__(
         self,
         state: WorkerState,
         listeners: list[socket.socket],
         server_tls: tls.ServerTLS | None = None,
+        share: Share | None = None,
     ) -> None:
         self._state = state
         self._tls = server_tls
         self._loop = state.loop
         self._listeners = listeners
+        self._share = share
         self._watching = False
         self._stopped = False
         self._backoff: asyncio.TimerHandle | None = None
         self._recheck: asyncio.TimerHandle | None = None
+        self._deferred: asyncio.TimerHandle | None = None  # leaving connections to siblings
         state.on_room = self.resume
+        state.on_load = self._publish
+
+    def _publish(self) -> None:
+        """Our load for the siblings: a sibling over its share defers only to one that takes."""
+        if self._share is not None:
+            accepting = self._watching or self._deferred is not None
+            self._share.publish(self._state.open, accepting)
 
     def resume(self) -> None:
         if self._watching or self._stopped or self._backoff is not None:
             return
+        if self._deferred is not None:
+            return
         if self._state.room() <= 0:
             self._recheck_when_fresh_age()
             return
-        self._watching = True
-        for sock in self._listeners:
-            self._loop.add_reader(sock.fileno(), self._accept, sock)
+        self._watch()
         # Take a waiting connection now: if we waited for the next poll, a keep-alive
         # client's next request could fill the freed slot first, starving the backlog.
         for sock in self._listeners:
@@ -110,11 +121,37 @@ class Acceptor:
         self._recheck = None
         self.resume()
 
-    def pause(self) -> None:
+    def _watch(self) -> None:
+        self._watching = True
+        for sock in self._listeners:
+            self._loop.add_reader(sock.fileno(), self._accept, sock)
+        self._publish()
+
+    def _unwatch(self) -> None:
         if self._watching:
             self._watching = False
             for sock in self._listeners:
                 self._loop.remove_reader(sock.fileno())
+
+    def pause(self) -> None:
+        """No room (or stopping): siblings must not wait for us."""
+        self._unwatch()
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
+        self._publish()
+
+    def _defer(self) -> None:
+        """Over our share: stop watching a moment so a sibling wakes to the connection."""
+        self._unwatch()
+        self._deferred = self._loop.call_later(DEFER_S, self._end_defer)
+
+    def _end_defer(self) -> None:
+        # Only watch again: if the connection is still waiting, the listener is readable
+        # and _accept decides once more; if a sibling took it, we stay quiet.
+        self._deferred = None
+        if not self._stopped:
+            self._watch()
 
     def stop(self) -> None:
         self._stopped = True
@@ -140,11 +177,14 @@ class Acceptor:
             listener.close()
 
     def _accept(self, listener: socket.socket) -> None:
-        state = self._state
+        state, share = self._state, self._share
         for _ in range(ACCEPT_BATCH):
             if state.room() <= 0:
                 self.pause()
                 self._recheck_when_fresh_age()
+                return
+            if share is not None and share.should_defer(state.open, time.monotonic()):
+                self._defer()
                 return
             try:
                 sock, _addr = listener.accept()
@@ -162,6 +202,9 @@ class Acceptor:
     def _take(self, sock: socket.socket) -> None:
         state = self._state
         state.note_accept()
+        if self._share is not None:
+            self._share.taken()
+            self._publish()
         sock.setblocking(False)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -197,6 +240,7 @@ class Acceptor:
             if not made or not made[0].connected:
                 self._state.fresh -= 1
                 self._state.silent -= 1
+                self._state.note_close()
                 self._state.capacity_freed()
 
 
@@ -274,7 +318,8 @@ class Worker:
         loop.add_signal_handler(signal.SIGINT, self._interrupt)
         loop.add_signal_handler(signal.SIGQUIT, self.stop, True)
         loop.add_signal_handler(signal.SIGUSR1, reopen_files)
-        acceptor = Acceptor(state, self.listeners, tls.server_tls(self.config.tls))
+        share = Share(self.slots, self.index)
+        acceptor = Acceptor(state, self.listeners, tls.server_tls(self.config.tls), share)
         acceptor.resume()
         if self.early_stops:
             self.stop(False)  # told to go while booting: serve what waits, then leave

@@ -5,6 +5,10 @@ a loop that blocks stops beating, and the master sees it without any syscall per
 same counters feed the master's metrics. A worker that cannot boot leaves its reason in
 the slot's message area for the master to log once, instead of every worker printing the
 same traceback.
+
+Besides the once-a-second head, each slot has a small "load" area the worker rewrites
+whenever its connection count or accepting state changes (a memory write, no syscall), so
+siblings can leave the next connection to whoever holds fewest (``worker/balance.py``).
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ SLOT_BYTES = 4096
 DURATION_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _N_BUCKETS = len(DURATION_BUCKETS_S) + 1
 _HEAD = struct.Struct(f"<dIIIIQQQQdIIdd5Q{_N_BUCKETS}Q")
+_LIVENESS = struct.Struct("<dII")  # the head's first fields: beat, pid, state
+_LOAD = struct.Struct("<iI")  # open connections, accepting (0/1)
+_LOAD_AT = 448
 _MESSAGE_LEN = struct.Struct("<I")
 _MESSAGE_AT = 512
 _MESSAGE_MAX = SLOT_BYTES - _MESSAGE_AT - _MESSAGE_LEN.size
-assert _HEAD.size <= _MESSAGE_AT
+assert _HEAD.size <= _LOAD_AT and _LOAD_AT + _LOAD.size <= _MESSAGE_AT
 
 BOOTING, READY, DRAINING = 0, 1, 2
 STATE_NAMES = {BOOTING: "booting", READY: "ready", DRAINING: "draining"}
@@ -114,6 +121,20 @@ class Slots:
             buckets=tuple(v[19:]),
         )
         return SlotView(v[0], v[1], v[2], v[3], v[4], counters)
+
+    def liveness(self, index: int) -> tuple[float, int, int]:
+        """(beat, pid, state) of a slot, without unpacking its counters."""
+        beat, pid, state = _LIVENESS.unpack_from(self._mm, index * SLOT_BYTES)
+        return beat, pid, state
+
+    def publish_load(self, index: int, connections: int, accepting: bool) -> None:
+        """This worker's open connections, and whether it takes new ones now."""
+        _LOAD.pack_into(self._mm, index * SLOT_BYTES + _LOAD_AT, connections, accepting)
+
+    def load(self, index: int) -> tuple[int, bool]:
+        """A worker's last published (connections, accepting); a cleared slot is (0, False)."""
+        connections, accepting = _LOAD.unpack_from(self._mm, index * SLOT_BYTES + _LOAD_AT)
+        return connections, bool(accepting)
 
     def set_message(self, index: int, text: str) -> None:
         data = text.encode("utf-8", "replace")[:_MESSAGE_MAX]

@@ -56,6 +56,7 @@ class WorkerState:
         self.connections: set[HTTPProtocol] = set()
         self.in_flight = 0
         self.fresh = 0
+        self.open = 0  # accepted and not yet closed, set up or not: the load siblings see
         self.lost_threads = 0  # WSGI threads stuck past --request-timeout
         self.silent = 0  # accepted, nothing received yet
         self._recent: deque[float] = deque()  # accept times within FRESH_GRACE_S
@@ -74,13 +75,19 @@ class WorkerState:
         self.duration_sum_s = 0.0
         self.loop_lag_s = 0.0
         self.on_room: Callable[[], None] = lambda: None
+        self.on_load: Callable[[], None] = lambda: None  # ``open`` changed
         self.on_quota: Callable[[], None] = lambda: None
 
     def note_accept(self) -> None:
         self.fresh += 1
         self.silent += 1
         self.accepted += 1
+        self.open += 1
         self._recent.append(self.loop.time())
+
+    def note_close(self) -> None:
+        self.open -= 1
+        self.on_load()
 
     def _young_fresh(self) -> int:
         """New connections whose request is probably on its way, as capacity they will use.

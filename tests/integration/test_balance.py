@@ -1,0 +1,56 @@
+"""Even load: a burst of keep-alive connections is shared by the workers, and metrics show it."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import httpx
+import pytest
+
+from tests.conftest import ServeFactory
+from tests.harness import SocketReader, wait_until
+from tests.integration.test_metrics import metrics_url, value
+
+CONNECTIONS = 64
+ROUNDS = 3
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("interface", ["asgi", "wsgi"])
+def test_a_keep_alive_burst_is_shared_by_both_workers(serve: ServeFactory, interface: str) -> None:
+    server = serve("-w", "2", "--interface", interface, "--metrics-bind", "127.0.0.1:0")
+    workers = set(server.worker_pids())
+    # All connections first, so they wait together in the shared backlog: the burst shape
+    # in which the worker that wakes first used to take every one.
+    socks = [server.connect() for _ in range(CONNECTIONS)]
+    try:
+        readers = [SocketReader(sock) for sock in socks]
+        pids: list[set[int]] = [set() for _ in socks]
+        for _ in range(ROUNDS):
+            for sock in socks:
+                sock.sendall(b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n")
+            for reader, seen in zip(readers, pids, strict=True):
+                response = reader.read_response()
+                assert response.status == 200
+                seen.add(int(response.body))
+    finally:
+        for sock in socks:
+            sock.close()
+    assert all(len(seen) == 1 for seen in pids), "a keep-alive connection stays on its worker"
+    held = Counter(seen.pop() for seen in pids)
+    assert set(held) == workers, f"connections per worker: {dict(held)}"
+    # Each within 1.5x of an even split (32): far from "one worker took the burst".
+    assert min(held.values()) >= CONNECTIONS // 4, f"connections per worker: {dict(held)}"
+
+    base = metrics_url(server)
+
+    def served() -> dict[int, float]:
+        text = httpx.get(base + "/metrics").text
+        return {
+            pid: value(text, f'hybridserve_worker_requests_total{{worker="{pid}"}}')
+            for pid in workers
+        }
+
+    expected = {pid: float(ROUNDS * n) for pid, n in held.items()}
+    # Workers publish their counters once a second: wait for the numbers, not a time.
+    assert wait_until(lambda: served() == expected, 10), f"{served()} != {expected}"

@@ -1,0 +1,71 @@
+"""The share rule on real shared-memory slots, with the clock passed in."""
+
+from __future__ import annotations
+
+from hybridserve.worker.balance import DEFER_MAX_S, STALE_S, Share, slack
+from hybridserve.worker.slots import BOOTING, DRAINING, READY, Slots
+
+NOW = 1000.0
+
+
+def sibling(
+    slots: Slots, index: int, connections: int, *, state: int = READY, accepting: bool = True
+) -> None:
+    slots.write(index, beat=NOW, pid=100 + index, state=state, generation=1)
+    slots.publish_load(index, connections, accepting)
+
+
+def test_alone_a_worker_never_defers() -> None:
+    share = Share(Slots(8), 0)
+    assert not share.should_defer(1000, NOW)
+
+
+def test_a_worker_over_its_share_defers_to_the_least_loaded_sibling() -> None:
+    slots = Slots(8)
+    sibling(slots, 1, 10)
+    sibling(slots, 2, 3)
+    share = Share(slots, 0)
+    assert not share.should_defer(3, NOW)  # 3 < 3 + slack(3): ours to take
+    assert share.should_defer(4, NOW)
+    assert slack(32) == 3  # a 64-connection burst on 2 workers ends within 35 / 29
+
+
+def test_siblings_that_cannot_take_it_are_not_waited_for() -> None:
+    slots = Slots(8)
+    sibling(slots, 1, 0, state=BOOTING)
+    sibling(slots, 2, 0, state=DRAINING)
+    sibling(slots, 3, 0, accepting=False)  # full: no room
+    slots.write(4, beat=NOW - STALE_S - 1, pid=104, state=READY, generation=1)  # loop stuck
+    slots.publish_load(4, 0, True)
+    slots.publish_load(7, 0, True)  # the master's slot holds no worker
+    assert not Share(slots, 0).should_defer(50, NOW)
+
+
+def test_a_connection_nobody_else_takes_is_taken_after_a_while() -> None:
+    slots = Slots(8)
+    sibling(slots, 1, 0)
+    share = Share(slots, 0)
+    assert share.should_defer(5, NOW)
+    assert share.should_defer(5, NOW + DEFER_MAX_S / 2)
+    later = NOW + DEFER_MAX_S * 1.05
+    assert not share.should_defer(5, later)
+    share.taken()
+    assert share.should_defer(6, later)  # the next connection: a new wait
+
+
+def test_a_sibling_taking_connections_keeps_the_wait_going() -> None:
+    slots = Slots(8)
+    sibling(slots, 1, 0)
+    share = Share(slots, 0)
+    assert share.should_defer(5, NOW)
+    slots.publish_load(1, 2, True)  # the sibling is working through the burst
+    assert share.should_defer(5, NOW + DEFER_MAX_S * 1.05)
+
+
+def test_a_cleared_slot_is_forgotten() -> None:
+    slots = Slots(8)
+    sibling(slots, 1, 0)
+    share = Share(slots, 0)
+    assert share.should_defer(5, NOW)
+    slots.clear(1)  # the master reaped it
+    assert not share.should_defer(5, NOW + 1)
