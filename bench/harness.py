@@ -261,10 +261,12 @@ class Load:
     path: str = "/"
     script: str | None = None
     headers: tuple[str, ...] = ()
+    cpus: str | None = None  # pin wrk to these CPUs (taskset -c)
 
     def argv(self, port: int | str, duration: int) -> list[str]:
         """The wrk argv for ``port`` and ``duration`` seconds."""
-        argv = ["wrk", f"-t{self.threads}", f"-c{self.connections}", f"-d{duration}s", "--latency"]
+        argv = ["taskset", "-c", self.cpus] if self.cpus else []
+        argv += ["wrk", f"-t{self.threads}", f"-c{self.connections}", f"-d{duration}s", "--latency"]
         for header in self.headers:
             argv += ["-H", header]
         if self.script:
@@ -273,6 +275,19 @@ class Load:
 
 
 Row = dict[str, float]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A client shape: wrk's connections, optionally through nginx."""
+
+    key: str
+    title: str
+    connections: int
+    nginx: bool = False
+
+    def load(self) -> Load:
+        return Load(threads=1, connections=self.connections)
 
 
 @dataclass
@@ -285,6 +300,8 @@ class Scenario:
     servers: list[ServerSpec]
     load: Load | None = None
     bound: float | None = None  # theoretical req/s ceiling, reported as a fraction
+    shape: Shape | None = None  # a balance scenario: per-worker spread under this shape
+    rounds: int | None = None  # at most this many rounds (balance runs are long)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from balance import BALANCE_METHOD, BALANCE_SECONDS, NGINX_CONF, balance_table
 from harness import BENCH_DIR, Row, Scenario
 
 PEERS = ("uvicorn", "httptools", "uvloop", "h11", "gunicorn", "granian", "waitress", "hypercorn")
@@ -170,10 +171,21 @@ def write_report(
                 f"of the server (PSS splits shared pages). Growth is scaled to 1000 connections.",
                 "",
             ]
+        elif scen.shape is not None:
+            seconds = min(args.duration * 2, BALANCE_SECONDS)
+            target = "$NGINX_PORT" if scen.shape.nginx else "$PORT"
+            wrk = shlex.join(scen.load.argv(target, seconds))
+            out += [f"Load: `{wrk}`, one round.", "", BALANCE_METHOD, ""]
+            if scen.shape.nginx:
+                conf = NGINX_CONF.strip()
+                out += ["nginx (one worker process) config:", "", "```", conf, "```", ""]
         else:
             wrk = shlex.join(scen.load.argv("$PORT", args.duration))
             out += [f"Load: `{wrk}`", ""]
-        out += _table(scen, results[scen.key])
+        if scen.shape is not None:
+            out += balance_table(scen, results[scen.key])
+        else:
+            out += _table(scen, results[scen.key])
         out += ["", "Commands:", ""]
         out += [f"- {spec.name}: `{spec.command()}`" for spec in scen.servers]
         if notes[scen.key]:

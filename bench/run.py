@@ -7,13 +7,18 @@ peer in the same round, then the median of those ratios is reported. Run with th
 """
 
 import argparse
+import dataclasses
+import os
 import resource
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import FrameType
 
+from balance import BALANCE_SECONDS, METRICS_PATH, SHAPES, SOCKET, measure_balance, reuse_port
 from harness import (
     BENCH_DIR,
     Load,
@@ -22,6 +27,7 @@ from harness import (
     Server,
     ServerError,
     ServerSpec,
+    Shape,
     close_all,
     cpu_seconds,
     open_idle_connections,
@@ -113,6 +119,73 @@ RAW = ServerSpec(
 )
 HELLO_LOAD = Load(threads=1, connections=64)
 MIXED_LOAD = Load(threads=1, connections=64, script="mixed.lua")
+PINNED_LOAD = Load(threads=1, connections=64, cpus="1")
+
+
+def pinned(spec: ServerSpec, cpus: str = "0") -> ServerSpec:
+    """``spec`` run under ``taskset -c cpus`` (its workers inherit the affinity)."""
+    return dataclasses.replace(spec, argv=("taskset", "-c", cpus, *spec.argv))
+
+
+def pinned_scenarios() -> list[Scenario]:
+    """Per core: the server on CPU 0, wrk on CPU 1; steadier than sharing both cores."""
+    if (os.cpu_count() or 1) < 2:
+        return []
+    title = ", server pinned to CPU 0, wrk to CPU 1"
+    return [
+        Scenario(
+            "asgi-hello-pinned",
+            "ASGI hello, 1 worker" + title,
+            "uvicorn",
+            [pinned(hybridserve("asgi")), pinned(uvicorn()), pinned(granian("asgi"))],
+            PINNED_LOAD,
+        ),
+        Scenario(
+            "wsgi-hello-pinned",
+            "WSGI hello, 1 worker, 8 threads" + title,
+            "gunicorn gthread",
+            [pinned(hybridserve("wsgi", threads=8)), pinned(gunicorn()), pinned(granian("wsgi"))],
+            PINNED_LOAD,
+        ),
+    ]
+
+
+def for_balance(spec: ServerSpec) -> ServerSpec:
+    """Also bind the Unix socket nginx talks to; hybridserve also answers its metrics."""
+    extra = ("--bind", f"unix:{SOCKET}")
+    if spec.name.startswith("hybridserve"):
+        extra += ("--metrics-path", METRICS_PATH)
+    return dataclasses.replace(spec, argv=(*spec.argv, *extra))
+
+
+def balance_servers(shape: Shape) -> list[ServerSpec]:
+    """hybridserve with 2 and 4 workers, both interfaces; peers on one shared socket; and
+    SO_REUSEPORT (which cannot serve a Unix socket, so not behind nginx)."""
+    ours = [
+        hybridserve(interface, workers=workers, threads=8 if interface == "wsgi" else None)
+        for interface in ("asgi", "wsgi")
+        for workers in (2, 4)
+    ]
+    shared = [for_balance(spec) for spec in [*ours, gunicorn(threads=8, workers=2)]]
+    if shape.nginx:  # uvicorn serves one address only; SO_REUSEPORT is for TCP
+        return shared
+    return [*shared, uvicorn(workers=2), reuse_port(2), reuse_port(4)]
+
+
+def balance_scenarios() -> list[Scenario]:
+    """Per-worker connections and requests in the three shapes of issue 14 (one round)."""
+    return [
+        Scenario(
+            f"balance-{shape.key}",
+            f"Balance: {shape.title}",
+            "",
+            balance_servers(shape),
+            shape.load(),
+            shape=shape,
+            rounds=1,
+        )
+        for shape in SHAPES
+    ]
 
 
 def scenarios() -> list[Scenario]:
@@ -168,6 +241,8 @@ def scenarios() -> list[Scenario]:
             MIXED_LOAD,
             bound=2 * 8 / 0.05 / 0.1,
         ),
+        *pinned_scenarios(),
+        *balance_scenarios(),
         Scenario(
             "memory",
             f"Memory: idle worker, and growth per {MEMORY_CONNECTIONS} idle keep-alive connections",
@@ -223,18 +298,30 @@ def measure_memory(server: Server, count: int) -> Row:
     }
 
 
+def run_seconds(scen: Scenario, duration: int, warmup: int) -> float:
+    """Budgeted seconds for one server's run of ``scen``."""
+    if scen.shape is not None:
+        return min(duration * 2, BALANCE_SECONDS) + 2 + START_STOP_S  # + metrics publish
+    return (duration + warmup if scen.load else 3.0) + START_STOP_S
+
+
 def estimate_seconds(scens: list[Scenario], rounds: int, duration: int, warmup: int) -> float:
     """Budget for the whole run."""
     total = 0.0
     for scen in scens:
-        per_run = (duration + warmup if scen.load else 3.0) + START_STOP_S
-        total += per_run * len(scen.servers) * rounds
+        runs = min(rounds, scen.rounds or rounds)
+        total += run_seconds(scen, duration, warmup) * len(scen.servers) * runs
     return total
 
 
 def skip_reason(spec: ServerSpec) -> str | None:
     """Why a server cannot run at all (missing executable), or None."""
-    exe = Path(spec.argv[0])
+    argv = spec.argv
+    if argv[0] == "taskset":
+        if not shutil.which("taskset"):
+            return "not installed (taskset missing)"
+        argv = argv[3:]
+    exe = Path(argv[0])
     return None if exe.exists() else f"not installed ({exe} missing)"
 
 
@@ -261,9 +348,11 @@ def run(args: argparse.Namespace) -> None:
         for scen in scens:
             turn = rnd % len(scen.servers)
             specs = scen.servers[turn:] + scen.servers[:turn]
+            if scen.rounds is not None and rnd >= scen.rounds:
+                continue
             for spec in specs:
                 row: Row | None = None
-                budget = (args.duration + args.warmup if scen.load else 3) + START_STOP_S
+                budget = run_seconds(scen, args.duration, args.warmup)
                 if spec.name in notes[scen.key]:
                     pass
                 elif time.monotonic() + budget > deadline:
@@ -293,6 +382,9 @@ def measure_one(
             started = True
             if scen.load is None:
                 row = measure_memory(server, args.connections)
+            elif scen.shape is not None:
+                seconds = min(args.duration * 2, BALANCE_SECONDS)
+                row = measure_balance(server, scen.shape, seconds, Path(args.scratch))
             else:
                 row = measure_load(server, scen.load, args.duration, args.warmup)
     except (ServerError, OSError, ValueError) as exc:
@@ -336,7 +428,9 @@ def main() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_signal)
-    run(args)
+    with tempfile.TemporaryDirectory(prefix="hybridserve-bench-") as scratch:
+        args.scratch = scratch  # nginx's config and temp files
+        run(args)
 
 
 if __name__ == "__main__":
