@@ -13,98 +13,45 @@ caller must not have asked to close (draining, max requests).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-
 from hybridserve.config import Limits
 from hybridserve.errors import ProtocolError, ResponseError
+from hybridserve.sansio.chunked import ChunkedBody
 from hybridserve.sansio.events import Body, EndOfRequest, Event, Headers, Request
+from hybridserve.sansio.head_rules import CHUNKED, check_head, check_partial, valid_host
 from hybridserve.sansio.parsers import ParserBackend, make_backend
 from hybridserve.sansio.writer import Framing, build_head, header_line
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_MAYBE_FRAMING = re.compile(rb"(?i)\n(?:content-length|transfer-encoding)")
-_FRAMING = re.compile(rb"\r\n(content-length|transfer-encoding)[ \t]*:([^\r\n]*)")
-_REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ \x00-\x20\x7f]+ HTTP/[0-9]\.[0-9]\r")
+HEAD, BODY, REST = range(3)  # what the next bytes of the current cycle are
 
 
 def _connection_tokens(value: bytes) -> set[bytes]:
     return {token.strip().lower() for token in value.split(b",")}
 
 
-TAIL_MAX_BYTES = 64 * 1024  # pipelined bytes kept for the raw checks of the next head
-
-
-def _chunked_length(data: bytearray) -> int | None:
-    """Wire length of a whole chunked body at the start of ``data``; None if unknown."""
-    at = 0
-    while True:
-        line_end = data.find(b"\r\n", at)
-        if line_end < 0:
-            return None
-        try:
-            size = int(bytes(data[at:line_end]).split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            return None
-        at = line_end + 2
-        if size == 0:
-            break
-        at += size + 2
-    while True:  # trailer fields, then the empty line
-        line_end = data.find(b"\r\n", at)
-        if line_end < 0:
-            return None
-        if line_end == at:
-            return at + 2
-        at = line_end + 2
-
-
-def _check_framing(head: bytes) -> None:
-    """Body framing as the raw (lower-cased) head says it, before a parser can normalize it.
-
-    h11 folds repeated Content-Length lines into one, and llhttp answers an unknown
-    coding with its own 400: seen here, both backends refuse the same way.
-    """
-    lengths = 0
-    coding: bytes | None = None
-    for name, value in _FRAMING.findall(head):
-        if name == b"content-length":
-            lengths += 1
-            if lengths > 1 or not value.strip(b" \t").isdigit():
-                raise ProtocolError("invalid or repeated Content-Length", 400)
-        else:
-            coding = value if coding is None else coding + b"," + value
-    if coding is not None:
-        version = head[head.find(b"\r\n") - 3 : head.find(b"\r\n")]
-        _check_transfer_coding(coding, version, lengths)
-
-
-def _check_transfer_coding(coding: bytes, version: bytes, lengths: int) -> None:
-    """Only a lone ``chunked`` frames a request body (RFC 9112 §6.1): what smuggling needs
-    (both lengths, other codings, chunked on HTTP/1.0) is refused."""
-    if lengths:
-        raise ProtocolError("both Transfer-Encoding and Content-Length", 400)
-    if version != b"1.1":
-        raise ProtocolError("Transfer-Encoding in an HTTP/1.0 request", 400)
-    if coding.strip(b" \t").lower() != b"chunked":
-        raise ProtocolError("unsupported Transfer-Encoding", 501)
-
-
 class ServerConnection:
-    """HTTP/1.1 server side of one connection: limits, keep-alive, pipelining, framing."""
+    """HTTP/1.1 server side of one connection: limits, keep-alive, pipelining, framing.
+
+    The backend sees one request at a time, and only once we judged it: a head when it is
+    whole and passed ``head_rules``, then its body (chunked framing walked and made
+    canonical by ``chunked``), never the bytes behind it. Those wait in ``_pending`` for
+    ``next_cycle()``, where they are judged as if they had started a read. So where the
+    reads were cut, and which backend runs, cannot change the answer.
+    """
 
     __slots__ = (
         "_backend",
         "_body_bytes",
-        "_body_wire",
+        "_body_left",
+        "_chunks",
         "_continue_sent",
-        "_deferred",
         "_framing",
         "_head",
-        "_head_checked",
         "_keep_alive",
         "_limits",
-        "_tail",
+        "_method",
+        "_pending",
+        "_stage",
         "request",
         "request_complete",
         "response_complete",
@@ -113,8 +60,8 @@ class ServerConnection:
 
     def __init__(self, limits: Limits, backend: str | ParserBackend = "auto") -> None:
         self._limits = limits
-        if isinstance(backend, str):
-            backend = make_backend(backend, limits.max_head_bytes)
+        if isinstance(backend, str):  # the backend's own head limit is a backstop only
+            backend = make_backend(backend, limits.max_head_bytes + 4)
         self._backend = backend
         self._reset()
 
@@ -127,14 +74,12 @@ class ServerConnection:
         self._keep_alive = False
         self._body_bytes = 0
         self._continue_sent = False
-        self._head = b""  # head bytes so far, until it is whole and checked
-        self._head_checked = False
-        # Raw bytes after this request's head (its body, then maybe the next request), so
-        # a pipelined head gets the same raw checks as one that starts a read; None when
-        # not tracked (a body too big to keep, or one whose wire length we can't tell).
-        self._tail: bytearray | None = None
-        self._body_wire: int | None = 0  # Content-Length; None for chunked
-        self._deferred: ProtocolError | None = None  # a parser's refusal of a partial head
+        self._stage = HEAD
+        self._head = b""  # head bytes so far, until it is whole
+        self._method: bytes | None = None  # the method, when the backend saw another one
+        self._body_left = 0  # Content-Length bytes the backend is still owed
+        self._chunks: ChunkedBody | None = None
+        self._pending = b""  # bytes after this request: the next one, judged in its turn
 
     @property
     def backend_name(self) -> str:
@@ -148,87 +93,71 @@ class ServerConnection:
     def receive(self, data: bytes) -> list[Event]:
         """Feed bytes from the client (``b""`` at EOF); raises ProtocolError on bad input."""
         if data:
-            if self.request is not None or self._head_checked:
-                if self._tail is not None:
-                    self._tail += data
-                    if len(self._tail) > TAIL_MAX_BYTES:
-                        self._tail = None
-            else:
-                self._check_head(data)
-        return self._parsed(lambda: self._backend.feed(data), at_eof=not data)
+            stage = self._stage
+            if stage == REST:
+                self._pending += data
+                return []
+            data = self._take_head(data) if stage == HEAD else self._take_body(data)
+            if not data:
+                return []
+        return self._check(self._backend.feed(data))
 
     def next_cycle(self) -> list[Event]:
         """Start the next request on a kept-alive connection; returns its events so far."""
         if not (self.response_complete and self._keep_alive):
             raise RuntimeError("next_cycle() before a kept-alive response completed")
-        tail, wire = self._tail, self._body_wire
+        pending = self._pending
         self._reset()
-        start = None if tail is None else wire if wire is not None else _chunked_length(tail)
-        if tail is None or start is None:
-            self._head_checked = True  # untracked: this request relies on the parser's checks
-        elif len(tail) > start:
-            self._check_head(bytes(tail[start:]))  # what was pipelined behind the last one
-        return self._parsed(self._backend.next_cycle, at_eof=False)
+        events = self._check(self._backend.next_cycle())
+        return events + self.receive(pending) if pending else events
 
-    def _parsed(self, parse: Callable[[], list[Event]], *, at_eof: bool) -> list[Event]:
-        """Parser events, with the raw head checks always judged first.
+    def _take_head(self, data: bytes) -> bytes:
+        """Collect the head; once whole, judge it and return what the backend gets.
 
-        A parser may refuse a head before it is whole, depending on where the reads were
-        cut; its error waits until the head is whole (or the client is gone), so the raw
-        checks, which need the whole head, speak first whatever the cuts.
-        """
-        if self._deferred is not None:
-            if self._head_checked or at_eof:
-                raise self._deferred
-            return []
-        try:
-            return self._check(parse())
-        except ProtocolError as exc:
-            if self._head_checked or at_eof or self.request is not None:
-                raise
-            self._deferred = exc
-            return []
-
-    def _check_head(self, data: bytes) -> None:
-        """The rules both backends must keep, checked on the raw head as it arrives.
-
-        A request line longer than the limit is answered 414 before it ends, so a huge line
-        costs no more than the limit. Once the head is whole: a strict request line (one SP
-        between parts, a version), CRLF line ends only, no obs-fold (RFC 9112 §2.2, §3,
-        §5.2), no empty line before it. h11 alone lets bare LF and obs-fold through,
-        llhttp alone lets double spaces and a missing version through. This runs once per
-        request, so it keeps to a few C-level scans of the head (about 1 µs).
+        Empty lines before the request line are dropped (RFC 9112 §2.2). A request line
+        longer than its limit is refused before it ends, so it costs no more than that.
         """
         head = self._head + data if self._head else data
+        if head[:1] == b"\r":
+            stripped = head.lstrip(b"\r\n")
+            pairs = (len(head) - len(stripped)) // 2
+            if head[: 2 * pairs] == b"\r\n" * pairs:
+                head = head[2 * pairs :]
         end = head.find(b"\r\n\r\n")
         if end < 0:
-            if head.count(b"\n") != head.count(b"\r\n"):
-                raise ProtocolError("bare LF in the request head", 400)
-            line_end = head.find(b"\n")
-            if line_end < 0 and len(head) > self._limits.max_request_line_bytes:
-                raise ProtocolError("request line too long", 414)
-            if len(head) > self._limits.max_head_bytes:
-                raise ProtocolError("request head too large", 431)
+            check_partial(head, self._limits)
             self._head = head
-            return
-        self._head_checked = True
+            return b""
         self._head = b""
-        stop = end + 2  # the head's last CRLF, not the empty line after it
-        self._tail = bytearray(head[stop + 2 :]) if len(head) > stop + 2 else bytearray()
-        if end > self._limits.max_head_bytes:
-            raise ProtocolError("request head too large", 431)
-        line_end = head.find(b"\r\n")
-        if line_end > self._limits.max_request_line_bytes:
-            raise ProtocolError("request line too long", 414)
-        if _REQUEST_LINE.match(head, 0, line_end + 1) is None:
-            raise ProtocolError("malformed request line", 400)
-        if head.count(b"\n", 0, stop) != head.count(b"\r\n", 0, stop):
-            raise ProtocolError("bare LF in the request head", 400)
-        if head.find(b"\n ", 0, stop) >= 0 or head.find(b"\n\t", 0, stop) >= 0:
-            raise ProtocolError("obs-fold in the request head", 400)
-        # Framing headers in any letter case; most heads have neither, so look cheaply first.
-        if _MAYBE_FRAMING.search(head, 0, stop) is not None:
-            _check_framing(head[:stop].lower())
+        judged = check_head(head[: end + 2], self._limits)
+        self._method = judged.method if judged.rewritten_method else None
+        self._stage = BODY
+        limits = self._limits
+        if limits.max_body_bytes and judged.body > limits.max_body_bytes:
+            raise ProtocolError("request body too large", 413)
+        if judged.body == CHUNKED:
+            self._chunks = ChunkedBody(limits.max_header_field_bytes, limits.max_head_bytes)
+        else:
+            self._body_left = judged.body
+        return judged.data + b"\r\n" + self._take_body(head[end + 4 :])
+
+    def _take_body(self, data: bytes) -> bytes:
+        """The part of ``data`` that is this request's body; the rest waits its turn."""
+        chunks = self._chunks
+        if chunks is not None:
+            body, used = chunks.feed(data)
+            if chunks.done:
+                self._stage = REST
+                self._pending = data[used:]
+            return body
+        left = self._body_left
+        if len(data) < left:
+            self._body_left = left - len(data)
+            return data
+        self._body_left = 0
+        self._stage = REST
+        self._pending = data[left:]
+        return data[:left]
 
     def _check(self, events: list[Event]) -> list[Event]:
         limits = self._limits
@@ -246,22 +175,22 @@ class ServerConnection:
 
     def _accept_request(self, request: Request) -> None:
         limits = self._limits
-        line = len(request.method) + len(request.target) + 10
-        if line > limits.max_request_line_bytes:
-            raise ProtocolError("request line too long", 414)
+        if self._method is not None:
+            request.method = self._method
         if len(request.headers) > limits.max_header_count:
             raise ProtocolError("too many header fields", 431)
         version = request.http_version
         if version != b"1.1" and version != b"1.0":
             raise ProtocolError("HTTP version not supported", 505)
         keep_alive = version == b"1.1"
-        hosts = lengths = length = 0
-        coding: bytes | None = None
+        hosts = 0
+        host = b""
         for name, value in request.headers:
             if len(name) + len(value) + 2 > limits.max_header_field_bytes:
                 raise ProtocolError("header field too large", 431)
             if name == b"host":
                 hosts += 1
+                host = value
             elif name == b"connection":
                 tokens = _connection_tokens(value)
                 if b"close" in tokens:
@@ -272,23 +201,12 @@ class ServerConnection:
                     request.upgrade = b""
             elif name == b"te":
                 request.accepts_trailers = b"trailers" in value.lower()
-            elif name == b"expect":
-                if value.lower() == b"100-continue" and request.http_version == b"1.1":
-                    request.expect_continue = True
-            elif name == b"content-length":
-                lengths += 1
-                if not value.isdigit() or lengths > 1:
-                    raise ProtocolError("invalid or repeated Content-Length", 400)
-                length = int(value)
-                if limits.max_body_bytes and length > limits.max_body_bytes:
-                    raise ProtocolError("request body too large", 413)
-            elif name == b"transfer-encoding":
-                coding = value if coding is None else coding + b"," + value
-        self._body_wire = None if coding is not None else length
+            elif name == b"expect" and version == b"1.1":
+                request.expect_continue = value.lower() == b"100-continue"
         if hosts > 1 or (hosts == 0 and version == b"1.1"):
             raise ProtocolError("exactly one Host header is required", 400)
-        if coding is not None:
-            _check_transfer_coding(coding, version, lengths)
+        if host and not valid_host(host):  # RFC 9110 §7.2: uri-host [":" port]
+            raise ProtocolError("invalid Host header", 400)
         if request.upgrade is not None:
             request.upgrade = next(
                 (v.strip().lower() for n, v in request.headers if n == b"upgrade"), None

@@ -1,9 +1,8 @@
 """The fast parser backend: llhttp through httptools, with h11's strictness added back.
 
-httptools parses everything it is given in one call, so events for requests pipelined
-behind the current one are parked in a queue until ``next_cycle()``; a parse error in a
-parked request is parked too, and raised only when that request's turn comes, so the
-requests before it are still answered.
+httptools parses everything it is given in one call, and calls back with events that wait
+in a queue until their cycle asks for them. ``ServerConnection`` feeds one request at a
+time (a whole, judged head, then its body), so the queue rarely holds more than that.
 """
 
 from __future__ import annotations
@@ -45,7 +44,6 @@ class HttptoolsBackend:
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0
-        self._in_head = False
         self._upgraded = False
         self._after_upgrade = b""
         self._failed = False
@@ -57,7 +55,6 @@ class HttptoolsBackend:
         self._url = b""
         self._headers = []
         self._head_bytes = 0
-        self._in_head = True
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -65,12 +62,13 @@ class HttptoolsBackend:
         self._check_head()
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if value and value[-1] in b" \t":  # llhttp keeps trailing OWS (RFC 9110 §5.5)
+            value = value.rstrip(b" \t")
         self._headers.append((name.lower(), value))
         self._head_bytes += len(name) + len(value) + 4
         self._check_head()
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
         parser = self._parser
         self._queue.append(
             Request(
@@ -129,10 +127,6 @@ class HttptoolsBackend:
             self._fail(ProtocolError(f"invalid method: {exc}", 400))
         except httptools.HttpParserError as exc:
             self._fail(ProtocolError(f"malformed request: {exc}", 400))
-        if self._in_head and not self._failed:
-            self._head_bytes += len(data)
-            if self._head_bytes > self._max_head_bytes:
-                self._fail(ProtocolError("request head too large", 431))
 
     def _fail(self, error: ProtocolError) -> None:
         self._failed = True
