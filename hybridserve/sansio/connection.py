@@ -17,7 +17,13 @@ from hybridserve.config import Limits
 from hybridserve.errors import ProtocolError, ResponseError
 from hybridserve.sansio.chunked import ChunkedBody
 from hybridserve.sansio.events import Body, EndOfRequest, Event, Headers, Request
-from hybridserve.sansio.head_rules import CHUNKED, check_head, check_partial, valid_host
+from hybridserve.sansio.head_rules import (
+    CHUNKED,
+    check_head,
+    check_partial,
+    request_line,
+    valid_host,
+)
 from hybridserve.sansio.parsers import ParserBackend, make_backend
 from hybridserve.sansio.writer import Framing, build_head, header_line
 
@@ -51,6 +57,8 @@ class ServerConnection:
         "_limits",
         "_method",
         "_pending",
+        "_seen",
+        "_seen_request",
         "_stage",
         "request",
         "request_complete",
@@ -80,6 +88,8 @@ class ServerConnection:
         self._body_left = 0  # Content-Length bytes the backend is still owed
         self._chunks: ChunkedBody | None = None
         self._pending = b""  # bytes after this request: the next one, judged in its turn
+        self._seen = b""  # a head refused before it became a Request, for the logs
+        self._seen_request: Request | None = None  # the Request, even if we refused it
 
     @property
     def backend_name(self) -> str:
@@ -124,12 +134,16 @@ class ServerConnection:
             if head[: 2 * pairs] == b"\r\n" * pairs:
                 head = head[2 * pairs :]
         end = head.find(b"\r\n\r\n")
-        if end < 0:
-            check_partial(head, self._limits)
-            self._head = head
-            return b""
-        self._head = b""
-        judged = check_head(head[: end + 2], self._limits)
+        try:
+            if end < 0:
+                check_partial(head, self._limits)
+                self._head = head
+                return b""
+            self._head = b""
+            judged = check_head(head[: end + 2], self._limits)
+        except ProtocolError:
+            self._seen = head
+            raise
         self._method = judged.method if judged.rewritten_method else None
         self._stage = BODY
         limits = self._limits
@@ -175,6 +189,7 @@ class ServerConnection:
 
     def _accept_request(self, request: Request) -> None:
         limits = self._limits
+        self._seen_request = request
         if self._method is not None:
             request.method = self._method
         if len(request.headers) > limits.max_header_count:
@@ -214,6 +229,20 @@ class ServerConnection:
         request.keep_alive = keep_alive
         self.request = request
         self._keep_alive = keep_alive
+
+    def refused_request(self) -> Request:
+        """What the access log may show of a request refused before an app saw it.
+
+        Its parsed head if it got that far, else its request line if that one was well
+        formed (tokens and visible ASCII only), else ``-`` for each part.
+        """
+        if self._seen_request is not None:
+            return self._seen_request
+        parts = request_line(self._seen)
+        method, target, version = parts if parts is not None else (b"-", b"-", b"-")
+        return Request(
+            method=method, target=target, http_version=version, headers=[], keep_alive=False
+        )
 
     def continue_bytes(self) -> bytes:
         """``100 Continue`` if the client waits for it and it is still useful, else ``b""``."""

@@ -47,6 +47,15 @@ class Head:
     rewritten_method: bool  # the backend saw GET instead of ``method``
 
 
+def request_line(head: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """Method, target and version of ``head``'s request line, if it is well formed."""
+    line = _REQUEST_LINE.match(head)
+    if line is None:
+        return None
+    method, target, major, minor = line.groups()
+    return method, target, major + b"." + minor
+
+
 def valid_host(value: bytes) -> bool:
     """``uri-host [":" port]`` (RFC 9110 §7.2, RFC 3986 §3.2.2); empty is allowed."""
     match = _HOST.match(value)
@@ -91,16 +100,17 @@ def check_partial(head: bytes, limits: Limits) -> None:
     """What can be refused before the head is whole: bare LF and the two size limits.
 
     The request line limit is judged first (414, RFC 9112 §3), so a long line is 414
-    even when it also overflows the head limit.
+    even when it also overflows the head limit. Each limit allows for the CR (or CRLF CR)
+    that may end what came so far: a cut must not change the answer.
     """
     if head.count(b"\n") != head.count(b"\r\n"):
         raise ProtocolError("bare LF in the request head", 400)
     line_end = head.find(b"\r\n")
     if line_end > limits.max_request_line_bytes or (
-        line_end < 0 and len(head) > limits.max_request_line_bytes
+        line_end < 0 and len(head) > limits.max_request_line_bytes + 1
     ):
         raise ProtocolError("request line too long", 414)
-    if len(head) > limits.max_head_bytes:
+    if len(head) > limits.max_head_bytes + 3:
         raise ProtocolError("request head too large", 431)
 
 

@@ -113,11 +113,14 @@ def build_head(
     parts = [STATUS_LINES[status]]
     declared: int | None = None
     has_date = has_server = False
+    no_length = status < 200 or status == 204  # RFC 9110 §8.6: these never carry one
     for name, value in headers:
         line, kind = header_line(name, value)
         if kind == PLAIN:
             parts.append(line)
         elif kind == CONTENT_LENGTH:
+            if no_length:
+                continue
             try:
                 declared = int(value)
             except ValueError:
@@ -142,9 +145,7 @@ def build_head(
 
     no_body = method == b"HEAD" or status < 200 or status in (204, 304)
     chunked = False
-    if status < 200 or status == 204:
-        declared = None
-    elif declared is None and not no_body:
+    if declared is None and not no_body:
         if body_length is not None:
             declared = body_length
             parts.append(b"Content-Length: %d\r\n" % body_length)
@@ -161,3 +162,15 @@ def build_head(
     parts.append(b"\r\n")
     framing = Framing(chunked=chunked, no_body=no_body, remaining=None if no_body else declared)
     return b"".join(parts), framing, keep_alive
+
+
+def error_response(status: int, message: str, date_line: bytes, server_line: bytes) -> bytes:
+    """A whole response for a request we refuse; the connection closes after it.
+
+    It carries the same Date and Server lines as an app's response, so a refusal does not
+    tell a scanner more (or less) than a normal answer does.
+    """
+    body = (message + "\n").encode("latin-1", "replace")
+    head = b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n" % len(body)
+    close = b"Connection: close\r\n\r\n"
+    return STATUS_LINES[status] + head + date_line + server_line + close + body

@@ -20,7 +20,7 @@ from hybridserve.errors import ProtocolError
 from hybridserve.sansio import proxy_protocol
 from hybridserve.sansio.connection import ServerConnection
 from hybridserve.sansio.events import Body, EndOfRequest, Event, Headers, Request
-from hybridserve.sansio.writer import STATUS_LINES
+from hybridserve.sansio.writer import error_response
 from hybridserve.worker.access import AccessLog, Entry
 from hybridserve.worker.exposition import PROMETHEUS, StaticCycle
 from hybridserve.worker.preface import PROXY_HEADER_MAX_BYTES, Preface
@@ -35,13 +35,6 @@ access_log = logging.getLogger("hybridserve.access")
 # What the main deadline of a connection currently means.
 NO_DEADLINE, IDLE, HEAD, BODY = 0, 1, 2, 3
 METRICS_HEADERS = [(b"content-type", PROMETHEUS.encode())]
-
-
-def error_response(status: int, message: str, date_line: bytes) -> bytes:
-    """A complete response for a request we refuse; the connection closes after it."""
-    body = (message + "\n").encode("latin-1", "replace")
-    head = b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n" % len(body)
-    return STATUS_LINES[status] + head + date_line + b"Connection: close\r\n\r\n" + body
 
 
 def _address(info: object) -> Address:
@@ -293,8 +286,17 @@ class HTTPProtocol(asyncio.Protocol):
         transport = self._transport
         if transport is None:
             return
+        state = self._state
         if not self._conn.response_started:
-            transport.write(error_response(exc.status, str(exc), self._state.date_line))
+            data = error_response(exc.status, str(exc), state.date_line, state.server_line)
+            transport.write(data)
+            if self._cycle is None and self._upgraded is None:  # no app saw it: count it here
+                state.record(exc.status, 0.0)
+                if state.access_log is not None:
+                    request = self._conn.refused_request()
+                    state.access_log.emit(
+                        Entry(request, self.client, exc.status, len(data), 0.0, [])
+                    )
         self._conn.abandon()
         transport.close()
 

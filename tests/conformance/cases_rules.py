@@ -27,6 +27,20 @@ def echo_header(raw: str) -> bytes:
     return req(f"GET /echo HTTP/1.1\r\n{H}{raw}\r\n")
 
 
+def head_of(size: int) -> bytes:
+    """A GET head whose bytes before the final CRLF CRLF number exactly ``size``."""
+    fields = H
+    while len(fields) < size - 14:  # 16 bytes of request line, less the last CRLF
+        fill = min(1000, size - 14 - len(fields) - 8) - 7  # "X-F: " and the CRLF
+        fields += f"X-F: {'v' * max(fill, 1)}\r\n"
+    return line("GET / HTTP/1.1", fields)
+
+
+def line_of(size: int) -> bytes:
+    """A GET whose request line (before its CRLF) is ``size`` bytes long (a 404 path)."""
+    return line("GET /" + "a" * (size - 14) + " HTTP/1.1")
+
+
 T = "RFC 9112 §3.2"
 T_ABS = "RFC 9112 §3.2.2"
 HOST = "RFC 9110 §7.2"
@@ -431,6 +445,15 @@ EMPTY_LINES = [
 ]
 
 LIMITS_AND_TAILS = [
+    Case("request line at the limit", "RFC 9112 §3 (--limit-request-line)", line_of(8190), (404,)),
+    Case(
+        "request line one byte over",
+        "RFC 9112 §3 (--limit-request-line)",
+        line_of(8191),
+        reject=414,
+    ),
+    Case("head at the limit", "RFC 6585 §5 (--limit-request-head)", head_of(65536), (200,)),
+    Case("head one byte over", "RFC 6585 §5 (--limit-request-head)", head_of(65537), reject=431),
     Case(
         "long request line and long head: 414",
         "RFC 9112 §3 (--limit-request-line)",

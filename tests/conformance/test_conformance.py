@@ -105,3 +105,27 @@ def test_there_are_enough_cases_and_all_cite_a_section() -> None:
     assert len(ALL_CASES) >= 150
     assert all(case.rfc.startswith("RFC ") for case in ALL_CASES)
     assert len({case.name for case in ALL_CASES}) == len(ALL_CASES)
+
+
+def one_response(server: Server, raw: bytes) -> Response:
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(raw)
+        return SocketReader(sock).read_response()
+
+
+def test_no_content_length_on_204_even_if_the_app_sets_one(server: Server) -> None:
+    """RFC 9110 §8.6: the demo app declares ``Content-Length: 0`` on its 204."""
+    response = one_response(server, b"GET /status/204 HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert response.status == 204
+    assert response.header("content-length") is None, response.raw_head
+
+
+def test_server_made_errors_carry_the_same_server_and_date(server: Server) -> None:
+    """RFC 9110 §6.6.1, §10.2.4: a refusal looks like any other response of ours."""
+    app = one_response(server, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    refused = one_response(server, b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n")
+    assert refused.status == 400
+    for name in ("server", "date"):
+        assert refused.header(name) is not None, refused.raw_head
+        assert (refused.header(name) is None) == (app.header(name) is None)
+    assert refused.header("server") == app.header("server") == "hybridserve"
