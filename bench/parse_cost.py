@@ -53,10 +53,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000)
     n = parser.parse_args().n
-    print(f"{'request':28} {'h11 µs':>8} {'httptools µs':>13}")
+    print(f"{'request':28} {'h11 µs':>8} {'httptools µs':>13}")  # noqa: T201
     for name, request in SHAPES.items():
         h11, fast = (per_request_us(b, request, n) for b in ("h11", "httptools"))
-        print(f"{name:28} {h11:8.2f} {fast:13.2f}")
+        print(f"{name:28} {h11:8.2f} {fast:13.2f}")  # noqa: T201
 
 
 if __name__ == "__main__":
