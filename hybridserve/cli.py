@@ -1,9 +1,10 @@
 """The ``hybridserve`` command: settings from every source, then bind, then the master.
 
-Settings come from flags, HYBRIDSERVE_* variables and a TOML file (``sources.py``);
-``--print-config`` and ``--check-config`` stop before anything is bound. Every failure
-here is one clear line and an exit code: 2 for bad usage, 3 for an app that cannot be
-loaded, 1 for anything else (a port already in use, say).
+Settings come from flags (``flags.py``), HYBRIDSERVE_* variables and a TOML file
+(``sources.py``); ``--print-config`` and ``--check-config`` stop before anything is bound.
+Every failure here is one clear line and an exit code: 2 for bad usage (a misspelt flag
+also gets the usage line and the closest flag), 3 for an app that cannot be loaded, 1 for
+anything else (a port already in use, say).
 """
 
 from __future__ import annotations
