@@ -540,6 +540,10 @@ def _check_app_spec(spec: str) -> None:
             hint += f" --app-dir {path.parent}"
         _require(False, "app", f"must be a module name, not a file path: try {hint}")
     name = attr.partition("(")[0].strip()
+    if not attr and module and " " not in module:
+        # Django's wsgi.py and asgi.py name their app "application".
+        example = f"{module}:{'application' if module.endswith(('wsgi', 'asgi')) else 'app'}"
+        _require(False, "app", f"must look like MODULE:ATTRIBUTE, such as {example}")
     _require(
         bool(module) and bool(name) and " " not in module + name,
         "app",

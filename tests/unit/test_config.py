@@ -67,7 +67,12 @@ def test_config_is_frozen() -> None:
         ({"workers": 0}, "--workers must be between 1 and 1024"),
         ({"threads": 0}, "--threads must be between 1 and 4096"),
         ({"interface": "x"}, "--interface must be one of auto, wsgi, asgi"),
-        ({"app": "nocolon"}, "APP must look like MODULE:ATTRIBUTE, got 'nocolon'"),
+        ({"app": "nocolon"}, "APP must look like MODULE:ATTRIBUTE, such as nocolon:app"),
+        (
+            {"app": "site.wsgi"},
+            "APP must look like MODULE:ATTRIBUTE, such as site.wsgi:application",
+        ),
+        ({"app": ":app"}, "APP must look like MODULE:ATTRIBUTE, got ':app'"),
         ({"bind": ()}, "--bind needs at least one address"),
         ({"timeouts": {"worker_s": 0}}, "--timeout must be greater than 0"),
         ({"timeouts": {"keep_alive_s": 0}}, "--keep-alive must be greater than 0"),
