@@ -8,6 +8,11 @@ accept and close, and before accepting compares itself with its siblings that ar
 beating and accepting: holding ``slack`` more than the least loaded of them, it stops
 watching the listeners for ``DEFER_S`` and lets that sibling take the connection.
 
+Keep-alive connections that piled up before a sibling existed (a worker added by TTIN, or
+one replaced after --max-requests, starts with none) are handed over: once a second, a
+worker far above the least loaded sibling answers the next request on some of its
+connections with ``Connection: close``, and the clients reconnect to whoever holds fewest.
+
 The rule never strands a connection: a sibling that does not take it (loop blocked, dead
 but not yet reaped) is outwaited after ``DEFER_MAX_S``, then this worker takes it anyway.
 Room comes first: a worker without room does not accept at all, and says so in its slot,
@@ -83,6 +88,15 @@ class Share:
             return False  # nobody took it: serve it here rather than let it wait
         self._last_defer = now
         return True
+
+    def excess(self, own: int, now: float) -> int:
+        """Connections to hand over: half the gap to the least loaded sibling, once the gap
+        is well beyond what the accept rule lets happen (so steady load never churns)."""
+        self.refresh(now)
+        least = self.least()
+        if least is None or own - least <= 2 * slack(least):
+            return 0
+        return (own - least) // 2
 
     def taken(self) -> None:
         """We accepted a connection: the next one starts a new wait."""

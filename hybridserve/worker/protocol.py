@@ -490,6 +490,13 @@ class HTTPProtocol(asyncio.Protocol):
         self._status = 503
         self._reject(ProtocolError("the request took too long", 503))
 
+    def hand_over(self) -> bool:
+        """Close after the next response, so the client reconnects to a less loaded sibling."""
+        if self._close_after or self._upgraded is not None or self._transport is None:
+            return False
+        self._close_after = True
+        return True
+
     def shutdown(self) -> None:
         """Graceful stop: close now if idle, else once the current response is done."""
         self._close_after = True

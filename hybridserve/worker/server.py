@@ -274,6 +274,7 @@ class Worker:
         self._started = time.time()
         self._next_tick = 0.0
         self.lifespan: Lifespan | None = None
+        self.share: Share | None = None
 
     def _adapter(self) -> tuple[Adapter, int]:
         config = self.config
@@ -318,7 +319,7 @@ class Worker:
         loop.add_signal_handler(signal.SIGINT, self._interrupt)
         loop.add_signal_handler(signal.SIGQUIT, self.stop, True)
         loop.add_signal_handler(signal.SIGUSR1, reopen_files)
-        share = Share(self.slots, self.index)
+        self.share = share = Share(self.slots, self.index)
         acceptor = Acceptor(state, self.listeners, tls.server_tls(self.config.tls), share)
         acceptor.resume()
         if self.early_stops:
@@ -422,6 +423,20 @@ class Worker:
             counters=self.state.counters(self._started),
         )
 
+    def _hand_over(self) -> None:
+        """Far above our share of connections: let some reconnect to a sibling."""
+        share, state = self.share, self.state
+        if share is None or state.draining:
+            return
+        count = share.excess(state.open, time.monotonic())
+        handed = 0
+        for conn in state.connections:
+            if handed >= count:
+                break
+            handed += conn.hand_over()
+        if handed:
+            log.debug("Worker %d hands %d connections over to siblings", os.getpid(), handed)
+
     def _tick(self) -> None:
         state = self.state
         now = state.loop.time()
@@ -429,6 +444,7 @@ class Worker:
             state.loop_lag_s = max(0.0, now - self._next_tick)
         state.tick()
         self._beat()
+        self._hand_over()
         if os.getppid() != self.master_pid:
             log.warning("Worker %d: master %d is gone; stopping", os.getpid(), self.master_pid)
             self.stop(False)

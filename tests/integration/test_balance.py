@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections import Counter
 
 import httpx
@@ -54,3 +55,39 @@ def test_a_keep_alive_burst_is_shared_by_both_workers(serve: ServeFactory, inter
     expected = {pid: float(ROUNDS * n) for pid, n in held.items()}
     # Workers publish their counters once a second: wait for the numbers, not a time.
     assert wait_until(lambda: served() == expected, 10), f"{served()} != {expected}"
+
+
+@pytest.mark.timeout(60)
+def test_connections_piled_on_one_worker_move_to_a_new_sibling(serve: ServeFactory) -> None:
+    server = serve("-w", "1", "--interface", "asgi")
+    (first,) = server.worker_pids()
+    count = 16
+    socks = [server.connect() for _ in range(count)]
+    readers = [SocketReader(sock) for sock in socks]
+
+    def ask(i: int) -> int:
+        """One request on connection i; reconnect if the server handed it over."""
+        socks[i].sendall(b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n")
+        response = readers[i].read_response()
+        if (response.header("connection") or "").lower() == "close":
+            socks[i].close()
+            socks[i] = server.connect()
+            readers[i] = SocketReader(socks[i])
+        return int(response.body)
+
+    try:
+        assert {ask(i) for i in range(count)} == {first}
+        mark = len(server.lines)
+        server.send_signal(signal.SIGTTIN)
+        server.wait_for(r"Ready: 2 workers", after=mark)
+        (second,) = set(server.worker_pids()) - {first}
+
+        def spread() -> bool:
+            held = Counter(ask(i) for i in range(count))
+            return held[second] >= count // 4
+
+        # The first worker hands connections over once a second: ask until they moved.
+        assert wait_until(spread, 15), "no connection moved to the new worker"
+    finally:
+        for sock in socks:
+            sock.close()

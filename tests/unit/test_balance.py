@@ -69,3 +69,16 @@ def test_a_cleared_slot_is_forgotten() -> None:
     assert share.should_defer(5, NOW)
     slots.clear(1)  # the master reaped it
     assert not share.should_defer(5, NOW + 1)
+
+
+def test_only_a_clear_excess_is_handed_over() -> None:
+    slots = Slots(8)
+    sibling(slots, 1, 0)
+    share = Share(slots, 0)
+    assert share.excess(64, NOW) == 32  # a new sibling: half of ours should move
+    assert share.excess(2, NOW) == 0  # within what the accept rule allows: no churn
+    slots.publish_load(1, 30, True)
+    assert share.excess(30 + 2 * slack(30), NOW) == 0
+    assert share.excess(40, NOW) == 5
+    slots.publish_load(1, 0, False)  # the sibling has no room: keep ours
+    assert share.excess(64, NOW) == 0
