@@ -26,8 +26,14 @@ def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterabl
 
 
 async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+    info = {"tls": scope["extensions"].get("tls"), "client": scope["client"]}
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": json.dumps(info)})
+        await send({"type": "websocket.close"})
+        return
     if scope["type"] != "http":
         return
-    info = {"tls": scope["extensions"].get("tls"), "client": scope["client"]}
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": json.dumps(info).encode()})

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import grp
+import os
 import random
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +23,9 @@ pytestmark = pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not i
 
 CONFIG = """
 daemon off;
-master_process off;
+master_process {master};
 worker_processes 1;
-user root;
+user {user};
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
 events {{ worker_connections 64; }}
@@ -53,12 +56,19 @@ http {{
 """
 
 
-def start_nginx(folder: Path, socket: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """nginx cannot bind port 0: try a few random loopback ports (bounded)."""
+def start_nginx(
+    folder: Path, socket: Path, user: str = "root"
+) -> tuple[subprocess.Popen[bytes], int]:
+    """nginx cannot bind port 0: try a few random loopback ports (bounded).
+
+    With a ``user`` other than root, a master process runs the worker as that user."""
+    master = "off" if user == "root" else "on"
     for _ in range(10):
         port = random.randint(20000, 60000)
         conf = folder / "nginx.conf"
-        conf.write_text(CONFIG.format(dir=folder, socket=socket, port=port))
+        conf.write_text(
+            CONFIG.format(dir=folder, socket=socket, port=port, user=user, master=master)
+        )
         proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(folder)], stderr=subprocess.PIPE)
         for _ in range(100):  # up to 5 s for nginx to listen, or to fail
             if proc.poll() is not None:
@@ -119,3 +129,39 @@ def test_upstream_keep_alive_reuses_connections(behind_nginx: tuple[Server, str]
         if line.startswith("hybridserve_connections_accepted_total{")
     )
     assert 1 <= accepted <= 4, f"nginx opened {accepted} upstream connections for 20 requests"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="running nginx's worker as nobody needs root")
+@pytest.mark.parametrize(("umask", "status"), [("007", 200), ("022", 502)])
+def test_nginx_worker_reaches_the_socket_through_its_group(
+    serve: ServeFactory, tmp_path: Path, umask: str, status: int
+) -> None:
+    """As the README says: the socket in a directory of nginx's group (setgid, so the file
+    gets that group too) and --umask 007; under 022 the group may not connect (502)."""
+    shared = Path(tempfile.mkdtemp(prefix="hybridserve-nginx-", dir="/tmp"))
+    try:
+        os.chown(shared, 0, grp.getgrnam("nogroup").gr_gid)
+        shared.chmod(0o2770)
+        socket = shared / "app.sock"
+        serve(
+            "scheme_app:wsgi",
+            "-w",
+            "1",
+            "--umask",
+            umask,
+            "-b",
+            f"unix:{socket}",
+            "-b",
+            "127.0.0.1:0",
+        )
+        assert socket.stat().st_gid == grp.getgrnam("nogroup").gr_gid
+        proc, port = start_nginx(tmp_path, socket, user="nobody nogroup")
+        try:
+            assert httpx.get(f"http://127.0.0.1:{port}/").status_code == status
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            if proc.stderr is not None:
+                proc.stderr.close()
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)

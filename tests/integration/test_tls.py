@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography import x509
+from websockets.sync.client import connect
 
 from tests.conftest import ServeFactory
 from tests.harness import APPS, Server, SocketReader, get, read_until_close
@@ -147,6 +148,17 @@ def test_asgi_app_sees_the_tls_extension(serve: ServeFactory, certs: dict[str, P
         tls = fetch_json(sock)["tls"]
         assert isinstance(tls, dict)
         assert tls["client_cert_chain"] == [] and tls["client_cert_name"] is None
+
+
+def test_websocket_scope_carries_the_tls_extension(
+    serve: ServeFactory, certs: dict[str, Path]
+) -> None:
+    server = serve("tls_app:asgi", *mtls_args(certs))
+    url = f"wss://{server.host}:{server.port}/"
+    with connect(url, ssl=trusting(certs, client_cert=True), open_timeout=10) as ws:
+        tls = json.loads(ws.recv(timeout=10))["tls"]
+    assert tls["client_cert_chain"] == [first_pem(certs["client"])]
+    assert tls["client_cert_name"].startswith("CN=alice,")
 
 
 def test_plain_http_has_no_tls_extension(serve: ServeFactory) -> None:
