@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 from cryptography import x509
 from websockets.sync.client import connect
 
@@ -58,6 +59,18 @@ def fetch_json(sock: ssl.SSLSocket) -> dict[str, object]:
     return data
 
 
+def refusal(server: Server, context: ssl.SSLContext) -> str | None:
+    """The alert the client hears: in its handshake, or (TLS 1.3) on its first read."""
+    with pytest.raises(ssl.SSLError) as refused:
+        sock = tls_socket(server.host, server.port, context)
+        try:
+            sock.sendall(get("/"))
+            sock.recv(1)
+        finally:
+            sock.close()
+    return refused.value.reason
+
+
 @pytest.mark.parametrize("app", ["scheme_app:wsgi", "scheme_app:asgi"])
 def test_https_scheme_reaches_the_app(
     serve: ServeFactory, certs: dict[str, Path], app: str
@@ -99,14 +112,23 @@ def test_client_without_required_certificate_hears_certificate_required(
     server = serve(*mtls_args(certs), "--loop", loop)
     context = trusting(certs)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
-    sock = tls_socket(server.host, server.port, context)  # TLS 1.3: it learns on its read
-    with sock, pytest.raises(ssl.SSLError) as refused:
-        sock.sendall(get("/"))
-        sock.recv(1)
-    assert refused.value.reason == "TLSV13_ALERT_CERTIFICATE_REQUIRED"
+    assert refusal(server, context) == "TLSV13_ALERT_CERTIFICATE_REQUIRED"
     with tls_socket(server.host, server.port, trusting(certs, client_cert=True)) as sock:
         sock.sendall(get("/"))
         assert SocketReader(sock).read_response().status == 200
+
+
+def test_client_certificate_from_another_ca_hears_unknown_ca(
+    serve: ServeFactory, certs: dict[str, Path], tmp_path: Path
+) -> None:
+    server = serve(*mtls_args(certs))
+    stranger = tmp_path / "stranger.pem"
+    trustme.CA().issue_cert("mallory@example.test").private_key_and_cert_chain_pem.write_to_path(
+        str(stranger)
+    )
+    context = trusting(certs)
+    context.load_cert_chain(str(stranger))
+    assert refusal(server, context) == "TLSV1_ALERT_UNKNOWN_CA"
 
 
 def test_plain_http_to_a_tls_port_does_not_hurt_the_worker(
