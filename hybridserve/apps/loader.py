@@ -135,15 +135,30 @@ def detect_interface(app: Any) -> str:
     return "wsgi"
 
 
+def _not_found_hint(module_name: str, attrs: str) -> str:
+    """``okapp.py:app`` means ``okapp:app``; a module one directory down wants --app-dir."""
+    if module_name.endswith(".py"):
+        return f" (drop the .py: {module_name.removesuffix('.py')}:{attrs})"
+    top = module_name.partition(".")[0]
+    try:
+        folders = sorted(e.name for e in os.scandir(".") if e.is_dir() and e.name[0] not in "._")
+    except OSError:
+        return ""
+    for folder in folders[:100]:
+        if os.path.isfile(os.path.join(folder, top + ".py")) or os.path.isfile(
+            os.path.join(folder, top, "__init__.py")
+        ):
+            return f" here; it is in {folder}/: add --app-dir {folder}"
+    return ""
+
+
 def _import(spec: str) -> Any:
     module_name, _, attrs = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            hint = ""
-            if module_name.endswith(".py"):
-                hint = f" (drop the .py: {module_name.removesuffix('.py')}:{attrs})"
+            hint = _not_found_hint(module_name, attrs)
             raise AppLoadError(f"cannot import module {module_name!r}: not found{hint}") from None
         raise AppLoadError(f"error while importing {module_name!r}:\n{_brief(exc)}") from None
     except (Exception, SystemExit) as exc:

@@ -229,3 +229,21 @@ def test_the_startup_lines_say_what_is_served_and_how(app: str, loop: str, servi
         server.wait_for("Ready: ")
         assert server.log.count(serving) == 2, server.log
         assert f"(loop {used}, HTTP h11)" in server.log
+
+
+def test_a_module_one_directory_down_gets_an_app_dir_hint(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "nested_app.py").write_text("def app(environ, start_response): ...\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "hybridserve", "--check-config", "nested_app:app"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 3, result.stderr
+    assert (
+        "cannot import module 'nested_app': not found here; it is in src/: add --app-dir src"
+        in result.stderr
+    )
