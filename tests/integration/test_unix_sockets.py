@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import ServeFactory
-from tests.harness import Server, get, read_until_close
+from tests.harness import Server, get, read_until_close, wait_until
 
 
 def ask(path: Path) -> bytes:
@@ -81,3 +83,21 @@ def test_umask_decides_who_may_connect(
     path = tmp_path / "app.sock"
     serve("-w", "1", "--umask", umask, "-b", f"unix:{path}", "-b", "127.0.0.1:0")
     assert path.stat().st_mode & 0o777 == mode
+
+
+def test_usr2_rollback_leaves_the_socket_to_the_old_master(
+    serve: ServeFactory, tmp_path: Path
+) -> None:
+    """The new master inherited the socket; stopped (a rollback), it must not remove it."""
+    path = tmp_path / "app.sock"
+    old = serve("-w", "1", "-b", f"unix:{path}", "-b", "127.0.0.1:0")
+    old.send_signal(signal.SIGUSR2)
+    new_pid = int(old.wait_for(r"Started a new master (\d+)")[1])
+    children = Path(f"/proc/{new_pid}/task/{new_pid}/children")
+    assert wait_until(lambda: children.exists() and children.read_text().split(), 15)
+    os.kill(new_pid, signal.SIGTERM)
+    old.wait_for(f"New master {new_pid} exited", 20)
+    assert path.is_socket()
+    assert b"Hello, world!" in ask(path)  # the old master serves on, at the same path
+    assert old.stop() == 0
+    assert not path.exists()  # and, having created it, removes it
