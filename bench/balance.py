@@ -32,7 +32,6 @@ from harness import (
     cpu_seconds,
     free_port,
     run_wrk,
-    socket_count,
 )
 
 SOCKET = f"/tmp/hybridserve-bench-{os.getpid()}.sock"
@@ -97,6 +96,36 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def client_inodes(port: int) -> set[str]:
+    """Socket inodes of the server's side of client connections: established TCP on
+    ``port``, and connected sockets on the Unix path ``SOCKET`` (nginx's upstream)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if local_port == port and fields[3] == "01":  # ESTABLISHED
+                    inodes.add(fields[9])
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 8 and fields[7] == SOCKET and fields[5] == "03":  # connected
+                inodes.add(fields[6])
+    return inodes
+
+
+def held_by(pid: int, inodes: set[str]) -> int:
+    """How many of ``inodes`` process ``pid`` has open."""
+    count = 0
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                count += link.startswith("socket:[") and link[8:-1] in inodes
+    return count
+
+
 def hybridserve_requests(port: int) -> dict[int, int]:
     """Requests per worker pid from hybridserve's metrics ({} for other servers)."""
     try:
@@ -142,7 +171,6 @@ def measure_balance(server: Server, shape: Shape, duration: int, folder: Path) -
 
 def _measure(server: Server, shape: Shape, duration: int, port: int) -> Row:
     workers = workers_of(server)
-    base = {pid: socket_count(pid) for pid in workers}
     cpu0 = {pid: cpu_seconds([pid]) for pid in workers}
     tree0 = cpu_seconds(server.pids())
     reqs0 = hybridserve_requests(server.port)
@@ -159,8 +187,9 @@ def _measure(server: Server, shape: Shape, duration: int, port: int) -> Row:
     thread.start()
     for _ in range(3):  # sample at 1/4, 2/4 and 3/4 of the run
         time.sleep(duration / 4)
+        inodes = client_inodes(server.port)
         for pid in workers:
-            held[pid] += socket_count(pid) - base[pid]
+            held[pid] += held_by(pid, inodes)
     thread.join()
     tree = cpu_seconds(server.pids()) - tree0
     cpu = {pid: cpu_seconds([pid]) - cpu0[pid] for pid in workers}
@@ -228,7 +257,8 @@ def balance_table(scen: Scenario, res: dict[str, list[Row | None]]) -> list[str]
 BALANCE_METHOD = (
     "Each server is started fresh and the load starts at once (no warm-up: the burst is "
     "the point). Connections held per worker: client sockets in the worker's /proc/PID/fd "
-    "beyond those it held idle, averaged over samples at 1/4, 1/2 and 3/4 of the run. "
+    "(established TCP connections on the server's port, or connected Unix sockets on the "
+    "path nginx uses), averaged over samples at 1/4, 1/2 and 3/4 of the run. "
     "Requests per worker: hybridserve's `hybridserve_worker_requests_total` (from "
     "`--metrics-path`); peers do not expose it, so their per-worker CPU seconds stand in. "
     "max/min is over the workers of one run; ∞ means a worker got none."
