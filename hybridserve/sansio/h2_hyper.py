@@ -42,6 +42,8 @@ _MAX_CONCURRENT = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
 class HyperBackend:
     """One server-side h2 connection, with per-stream send queues for flow control."""
 
+    checks_fields = False  # its checks would close the connection: http2.py does them
+
     def __init__(self, settings: H2Settings) -> None:
         # http2.py checks the fields itself, as stream errors; h2 would close the connection
         config = h2.config.H2Configuration(

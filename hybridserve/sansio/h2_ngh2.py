@@ -37,6 +37,8 @@ _SETTINGS = ControlFrame("settings")
 class Ngh2Backend:
     """One server-side libnghttp2 session."""
 
+    checks_fields = True  # libnghttp2 applies RFC 9113 §8.2 to every field it decodes
+
     def __init__(self, settings: H2Settings) -> None:
         config = ngh2.Configuration(
             auto_window_update=False,

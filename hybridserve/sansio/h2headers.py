@@ -32,16 +32,9 @@ class TooLarge(Exception):
     """The head is valid but over our limits: answer 431 (RFC 6585 §5) on the stream."""
 
 
-def _check_fields(headers: Headers, limits: Limits) -> None:
-    """Names, values and sizes of regular fields (pseudo-headers already removed)."""
-    if len(headers) > limits.max_header_count:
-        raise TooLarge(f"more than {limits.max_header_count} header fields")
-    total = 0
+def check_syntax(headers: Headers) -> None:
+    """Names, values and hop-by-hop fields (§8.2), where the backend has not checked them."""
     for name, value in headers:
-        size = len(name) + len(value)
-        if size > limits.max_header_field_bytes:
-            raise TooLarge(f"header field {name[:40]!r} is {size} bytes")
-        total += size + FIELD_OVERHEAD
         if _BAD_NAME.search(name) or not name:
             raise MalformedError(f"invalid header name {name[:40]!r}")
         if _BAD_VALUE.search(value):
@@ -50,7 +43,20 @@ def _check_fields(headers: Headers, limits: Limits) -> None:
             raise MalformedError(f"connection-specific header {name.decode()!r}")
         if name == b"te" and value.lower() != b"trailers":
             raise MalformedError("TE other than 'trailers'")
-    if total > limits.max_head_bytes:
+
+
+def check_sizes(headers: Headers, limits: Limits) -> None:
+    """Our limits on one field block; over them the answer is 431, not an error."""
+    if len(headers) > limits.max_header_count:
+        raise TooLarge(f"more than {limits.max_header_count} header fields")
+    total = 0
+    field_limit = limits.max_header_field_bytes
+    for name, value in headers:
+        size = len(name) + len(value)
+        if size > field_limit:
+            raise TooLarge(f"header field {name[:40]!r} is {size} bytes")
+        total += size
+    if total + FIELD_OVERHEAD * len(headers) > limits.max_head_bytes:
         raise TooLarge(f"header list of {total} bytes")
 
 
@@ -91,17 +97,32 @@ def _target(pseudo: dict[bytes, bytes]) -> tuple[bytes, bytes]:
     return method, path
 
 
-def build_request(block: Headers, limits: Limits) -> tuple[Request, bytes]:
-    """The ``Request`` and scheme for a request header block, or MalformedError/TooLarge."""
-    pseudo, regular = _split_pseudo(block)
-    method, target = _target(pseudo)
-    _check_fields(regular, limits)
-    authority = pseudo.get(b":authority")
+def build_request(block: Headers, limits: Limits, checked: bool) -> tuple[Request, bytes]:
+    """The ``Request`` and scheme for a request header block, or MalformedError/TooLarge.
+
+    ``checked``: the backend already refused bad pseudo-headers, names, values and hop-by-hop
+    fields; else they are checked here first. Then one pass does the rest (the hot path).
+    """
+    if not checked:
+        _, regular = _split_pseudo(block)
+        check_syntax(regular)
+    if len(block) > limits.max_header_count + 4:
+        check_sizes(block, limits)  # raises with the count
+    pseudo: dict[bytes, bytes] = {}
     headers: Headers = []
     cookies: list[bytes] = []
     host: bytes | None = None
     accepts_trailers = expect_continue = False
-    for name, value in regular:
+    total = 0
+    field_limit = limits.max_header_field_bytes
+    for name, value in block:
+        if name[:1] == b":":
+            pseudo[name] = value
+            continue
+        size = len(name) + len(value)
+        if size > field_limit:
+            raise TooLarge(f"header field {name[:40]!r} is {size} bytes")
+        total += size + FIELD_OVERHEAD
         if name == b"cookie":
             cookies.append(value)  # §8.2.3: crumbs become one field again
             continue
@@ -112,6 +133,10 @@ def build_request(block: Headers, limits: Limits) -> tuple[Request, bytes]:
         elif name == b"expect":
             expect_continue = value.lower() == b"100-continue"
         headers.append((name, value))
+    if total > limits.max_head_bytes or len(headers) + len(cookies) > limits.max_header_count:
+        raise TooLarge(f"header list of {total} bytes in {len(block)} fields")
+    method, target = _target(pseudo)
+    authority = pseudo.get(b":authority")
     if authority is not None:
         if host is None:
             headers.insert(0, (b"host", authority))
@@ -136,7 +161,8 @@ def check_trailers(block: Headers, limits: Limits) -> Headers:
     for name, _ in block:
         if name.startswith(b":"):
             raise MalformedError(f"pseudo-header {name.decode()!r} in trailers")
-    _check_fields(block, limits)
+    check_sizes(block, limits)
+    check_syntax(block)
     return block
 
 

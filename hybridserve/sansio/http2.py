@@ -82,6 +82,7 @@ class Http2Connection:
         self._settings = settings or H2Settings()
         self._guard = FloodGuard(floods or FloodLimits())
         self._backend = make_backend(backend, self._settings)
+        self._checked = self._backend.checks_fields
         self._streams: dict[int, _Stream] = {}
         self._finishing: set[int] = set()  # answered, body still queued, request still open
         self._preface: bytearray | None = bytearray()
@@ -161,7 +162,7 @@ class Http2Connection:
             self._backend.reset(sid, ErrorCode.REFUSED_STREAM)  # §8.7: safe to retry
             return
         try:
-            request, scheme = build_request(event.headers, self._limits)
+            request, scheme = build_request(event.headers, self._limits, self._checked)
             expected = content_length(request.headers)
         except MalformedError:
             self._client_error(sid, now_s)
