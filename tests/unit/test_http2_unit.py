@@ -249,3 +249,22 @@ def test_frame_scanner_follows_frames_across_cuts() -> None:
 def test_unknown_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown HTTP/2 backend"):
         make_backend("nope", H2Settings())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_body_of_an_answered_stream_still_credits_the_connection(backend: str) -> None:
+    conn, client = connect(backend)
+    conn.receive(client.headers(1, POST, end=False), 0.0)
+    conn.send_head(1, 200, [], end_stream=True)  # answered before its body: RST NO_ERROR
+    resets = [f for f in frames(conn.data_to_send()) if isinstance(f, RstStreamFrame)]
+    assert [(r.stream_id, r.error_code) for r in resets] == [(1, 0)]
+    late = DataFrame(1, b"z" * 16_000).serialize()
+    credited = 0
+    sent = 0
+    window = H2Settings().connection_window_bytes
+    while sent < 2 * window:  # more than the window: without credit the client would stall
+        conn.receive(late, 0.0)
+        sent += 16_000
+        out = frames(conn.data_to_send())
+        credited += sum(f.window_increment for f in out if isinstance(f, WindowUpdateFrame))
+    assert not conn.failed and credited >= sent - window  # the connection window did not leak
