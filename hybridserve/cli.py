@@ -10,6 +10,7 @@ anything else (a port already in use, say).
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.util
 import json
 import logging
@@ -39,6 +40,7 @@ from hybridserve.worker import tls
 from hybridserve.worker.server import resolve_http_backend
 
 log = logging.getLogger("hybridserve.error")
+TOOLS = {"ctl": "hybridserve.ctl", "top": "hybridserve.top"}  # subcommands, by module
 SECRET_KEYS = frozenset({"keyfile-password"})  # --print-config says that they are set, no more
 
 
@@ -156,6 +158,8 @@ def _check_app(config: Config) -> NoReturn:
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     args = tuple(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in TOOLS:  # an APP always has a colon, so these names are free
+        importlib.import_module(TOOLS[args[0]]).main(args[1:])
     command, loaded = _load_or_exit(args)
     config = loaded.config
     if command.print_config:

@@ -340,6 +340,26 @@ class Config:
         flag="--max-requests-jitter",
         section=WORKERS,
     )
+    max_worker_memory_mib: int = setting(
+        0,
+        "Replace a worker whose resident memory stays above this many MiB for 3 samples "
+        "a second apart; the new one starts first (0: no limit).",
+        flag="--max-worker-memory",
+        section=WORKERS,
+        metavar="MIB",
+    )
+    max_worker_lifetime_s: float = setting(
+        0.0,
+        "Replace a worker after it has run this many seconds; the new one starts first (0: never).",
+        flag="--max-worker-lifetime",
+        section=WORKERS,
+    )
+    max_worker_lifetime_jitter_s: float = setting(
+        0.0,
+        "Random extra lifetime up to this many seconds, so workers don't leave together.",
+        flag="--max-worker-lifetime-jitter",
+        section=WORKERS,
+    )
     limit_concurrency: int = setting(
         0,
         "Most requests a worker runs at once; ASGI only, WSGI uses --threads (0: no limit).",
@@ -461,6 +481,14 @@ class Config:
         section=LOGGING,
         metavar="PATH",
     )
+    control_socket: str | None = setting(
+        None,
+        "Answer `hybridserve ctl` and `hybridserve top` on this Unix socket (mode 0600; "
+        "off by default).",
+        flag="--control-socket",
+        section=PROCESS,
+        metavar="PATH",
+    )
     drain_delay_s: float = setting(
         0.0,
         "On TERM, fail readiness and keep serving this many seconds before draining, so a "
@@ -493,6 +521,10 @@ class Config:
         _require(self.backlog >= 1, "backlog", "must be at least 1")
         _require(self.max_requests >= 0, "max_requests", "must not be negative")
         _require(self.max_requests_jitter >= 0, "max_requests_jitter", "must not be negative")
+        for name in ("max_worker_memory_mib", "max_worker_lifetime_s"):
+            _require(getattr(self, name) >= 0, name, "must not be negative")
+        jitter = self.max_worker_lifetime_jitter_s
+        _require(jitter >= 0, "max_worker_lifetime_jitter_s", "must not be negative")
         _require(self.limit_concurrency >= 0, "limit_concurrency", "must not be negative")
         _require(self.drain_delay_s >= 0, "drain_delay_s", "must not be negative")
         _require(

@@ -23,10 +23,21 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
+from hybridserve import __version__
 from hybridserve.config import Config
 from hybridserve.errors import EXIT_APP_LOAD, EXIT_ERROR, EXIT_OK, ConfigError
 from hybridserve.log import reopen_files
-from hybridserve.master import children, identity, metrics, sockets, succession, systemd
+from hybridserve.master import (
+    children,
+    control,
+    identity,
+    metrics,
+    recycle,
+    roster,
+    sockets,
+    succession,
+    systemd,
+)
 from hybridserve.master.boot import BootPolicy, Verdict
 from hybridserve.master.children import WorkerInfo
 from hybridserve.master.reconfig import merge_reloaded
@@ -94,6 +105,11 @@ class Arbiter:
         self.totals = metrics.Totals()
         self._unix_paths = unix_paths  # the socket files we created: removed on exit
         self._metrics: metrics.MetricsServer | None = None
+        self._control: control.ControlServer | None = None
+        self._commands: deque[tuple[int, str]] = deque()  # (signal to act as, what was asked)
+        self._recycler = recycle.Recycler()
+        self._started_at = time.monotonic()
+        self._addresses = [sockets.describe(s, tls=config.tls.enabled) for s in listeners]
 
     # -- main loop ----------------------------------------------------------------
     def run(self) -> int:
@@ -114,24 +130,21 @@ class Arbiter:
         if self.config.reload:
             self._start_watcher()
         try:
+            if self.config.control_socket is not None and not self._start_control():
+                self._exit_code = EXIT_ERROR
+                return self._exit_code
             self._spawn_missing()
             while not self._finished():
                 booting = any(not w.ready for w in self.workers.values())
                 timeout = 0.05 if booting or self._stop_deadline or self._signals else 0.5
-                watched = [self._wakeup_r, *(self._metrics.fds() if self._metrics else ())]
-                readable: list[int] = []
-                with contextlib.suppress(InterruptedError):
-                    readable = select.select(watched, [], [], timeout)[0]
-                with contextlib.suppress(OSError):
-                    while os.read(self._wakeup_r, 512):
-                        pass
-                if self._metrics is not None:
-                    for fd in readable:
-                        if fd != self._wakeup_r:
-                            self._metrics.on_readable(fd)
-                    self._metrics.sweep()
+                self._poll(timeout)
                 while self._signals:
                     self._dispatch(self._signals.popleft())
+                while self._commands:
+                    acts_as, asked = self._commands.popleft()
+                    if asked:
+                        log.info("Control socket: %s", asked)
+                    self._act(acts_as)
                 if self._drain_at is not None and time.monotonic() >= self._drain_at:
                     self._drain_at = None
                     self._begin_drain()
@@ -141,6 +154,8 @@ class Arbiter:
         finally:
             if self._metrics is not None:
                 self._metrics.close()
+            if self._control is not None:
+                self._control.close()
             self._notifier.close()
             if self._watcher is not None:
                 self._kill(self._watcher, signal.SIGTERM)
@@ -163,6 +178,69 @@ class Arbiter:
     def handed_over(self) -> bool:
         """A new master started by USR2 is running on our sockets."""
         return self._new_master is not None
+
+    def _poll(self, timeout: float) -> None:
+        """Wait for a signal, a metrics or control client, or the timeout; serve clients."""
+        owners: dict[int, metrics.MetricsServer | control.ControlServer] = {}
+        for server in (self._metrics, self._control):
+            if server is not None:
+                owners.update(dict.fromkeys(server.fds(), server))
+        writers = self._control.write_fds() if self._control is not None else []
+        readable: list[int] = []
+        writable: list[int] = []
+        with contextlib.suppress(InterruptedError):
+            readable, writable, _ = select.select([self._wakeup_r, *owners], writers, [], timeout)
+        with contextlib.suppress(OSError):
+            while os.read(self._wakeup_r, 512):
+                pass
+        for fd in readable:
+            if fd in owners:
+                owners[fd].on_readable(fd)
+        for server in (self._metrics, self._control):
+            if server is not None:
+                server.sweep()
+        if self._control is not None:
+            for fd in writable:
+                self._control.on_writable(fd)
+
+    def _start_control(self) -> bool:
+        path = str(self.config.control_socket)
+        try:
+            sock = control.bind(path, take_over=bool(os.environ.get(sockets.INHERIT_ENV)))
+        except ConfigError as exc:
+            log.error("%s", exc)
+            return False
+        self._control = control.ControlServer(sock, self._control_request)
+        log.info("Control socket at %s", path)
+        return True
+
+    def _control_request(self, request: control.Request) -> Any:
+        """Answer what can be read now; queue what changes something for the loop."""
+        now = time.monotonic()
+        if request.command == "workers":
+            return roster.worker_rows(self.workers.values(), self.slots, now)
+        if request.command == "status":
+            return self._status(now)
+        if self._stopping:
+            raise control.ControlError("the server is stopping")
+        sig, asked, times = control.plan(request, self.target, most=self.slots.count - 1)
+        self._commands.extend([(sig, asked)] + [(sig, "")] * (times - 1))  # logged once
+        return {"accepted": asked}
+
+    def _status(self, now: float) -> dict[str, Any]:
+        rows = roster.worker_rows(self.workers.values(), self.slots, now)
+        return {
+            "pid": self.pid,
+            "version": __version__,
+            "app": self.config.app or "(demo)",
+            "listeners": self._addresses,
+            "uptime_s": round(now - self._started_at, 3),
+            "generation": self.generation,
+            "serving_generation": self._boot.serving,
+            "target_workers": self.target,
+            "stopping": self._stopping,
+            **roster.summary(rows, self.totals),
+        }
 
     def _start_metrics(self, address: str) -> None:
         spec = sockets.parse_bind(address)
@@ -202,6 +280,8 @@ class Arbiter:
         inherited = [self._wakeup_r, self._wakeup_w, *(s.fileno() for s in self.listeners)]
         if self._metrics is not None:
             inherited += self._metrics.fds()
+        if self._control is not None:
+            inherited += self._control.fds()
         self._watcher = succession.start_watcher(dirs, self.pid, HANDLED_SIGNALS, inherited)
 
     def _finished(self) -> bool:
@@ -225,6 +305,10 @@ class Arbiter:
         if sig == signal.SIGCHLD:
             return
         log.info("Master received %s", signal.Signals(sig).name)
+        self._act(sig)
+
+    def _act(self, sig: int) -> None:
+        """What a signal (or the control request standing for it) does."""
         if sig == signal.SIGTERM:
             self.stop(graceful=True)
         elif sig == signal.SIGINT:
@@ -458,6 +542,7 @@ class Arbiter:
     def _check_workers(self) -> None:
         now = time.monotonic()
         timeout = self.config.timeouts.worker_s
+        self._recycle(now)
         for info in self.workers.values():
             view = self.slots.read(info.slot)
             if view.pid != info.pid:
@@ -492,10 +577,28 @@ class Arbiter:
                 self._kill(info.pid, signal.SIGKILL)
         self._check_generation()
 
+    def _recycle(self, now: float) -> None:
+        """--max-worker-memory, --max-worker-lifetime: mark one worker to be replaced.
+
+        Marked, it keeps serving but no longer counts, so a replacement is spawned; once
+        that one is ready, ``_check_generation`` retires it. One at a time, from a steady
+        generation only, so capacity never drops.
+        """
+        limit = self.config.max_worker_memory_mib
+        current = [w for w in self.workers.values() if w.generation == self.generation]
+        self._recycler.sample(current, now, limit)
+        serving = [w for w in current if w.ready and not w.draining]
+        if self._stopping or any(w.recycle for w in serving) or len(serving) < self.target:
+            return
+        due = self._recycler.due(serving, now, limit)
+        if due is not None:
+            info, reason = due
+            info.recycle = reason
+            why = recycle.describe(info, reason, limit)
+            log.warning("Worker %d %s; replacing it once a new one is ready", info.pid, why)
+
     def _check_generation(self) -> None:
-        current = [
-            w for w in self.workers.values() if w.generation == self.generation and not w.draining
-        ]
+        current = self._current()
         if len(current) < self.target or not all(w.ready for w in current):
             return
         if self._ready_at != (self.generation, self.target):
@@ -509,16 +612,21 @@ class Arbiter:
             log.info("Ready: %s (generation %d)", workers, self.generation)
             self._notifier.ready(f"Serving with {workers}")
         for info in list(self.workers.values()):
-            if info.generation != self.generation and not info.draining:
-                self._retire(info, "reload")
+            if (info.generation != self.generation or info.recycle) and not info.draining:
+                self._retire(info, info.recycle or "reload")
+
+    def _current(self) -> list[WorkerInfo]:
+        """The workers that count as this generation's capacity."""
+        return [
+            w
+            for w in self.workers.values()
+            if w.generation == self.generation and not w.draining and not w.recycle
+        ]
 
     def _spawn_missing(self) -> None:
         if self._stop_deadline is not None or time.monotonic() < self._next_spawn:
             return
-        current = [
-            w for w in self.workers.values() if w.generation == self.generation and not w.draining
-        ]
-        for _ in range(self.target - len(current)):
+        for _ in range(self.target - len(self._current())):
             if not self._free_slots:
                 # Old generations still draining hold every slot; they free theirs as
                 # they exit, and the loop comes back here.
@@ -536,6 +644,8 @@ class Arbiter:
             signal.signal(sig, signal.SIG_DFL)
         os.close(self._wakeup_r)
         os.close(self._wakeup_w)
+        if self._control is not None:
+            self._control.close_in_child()
         children.set_title("worker", self.config)
         self._identity.apply()
 
@@ -554,5 +664,8 @@ class Arbiter:
                 preloaded=self.preloaded,
                 setup=self._child_setup,
             )
-        self.workers[pid] = WorkerInfo(pid, slot, self.generation, time.monotonic())
+        lifetime = recycle.lifetime_s(self.config)
+        self.workers[pid] = WorkerInfo(
+            pid, slot, self.generation, time.monotonic(), lifetime_s=lifetime
+        )
         log.debug("Spawned worker %d (generation %d)", pid, self.generation)

@@ -32,6 +32,10 @@ class WorkerInfo:
     abort_sent: float = 0.0
     reason: str = ""  # why we (or it) ended it: reload, scale_down, timeout, max_requests
     stopped_by_us: bool = False  # its exit is expected, whatever the signal
+    lifetime_s: float = 0.0  # --max-worker-lifetime plus this worker's jitter; 0: for ever
+    recycle: str = ""  # marked for replacement (memory, max_lifetime): retired once replaced
+    rss_bytes: int = 0  # last sample, when --max-worker-memory is on
+    rss_over: int = 0  # samples in a row over --max-worker-memory
 
 
 def set_title(role: str, config: Config) -> None:

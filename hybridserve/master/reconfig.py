@@ -16,6 +16,7 @@ STARTUP_ONLY = (
     "umask",
     "pid_file",
     "metrics_bind",
+    "control_socket",
     "preload",
     "reload",
     "reload_dirs",
