@@ -55,10 +55,11 @@ def test_status_and_workers_human_and_json(serve: ServeFactory, tmp_path: Path) 
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     for _ in range(3):
         assert httpx.get(server.url + "/").status_code == 200
+    # Workers publish their counters once a second: wait for the third request to show.
+    assert wait_until(lambda: ctl_json(path, "status")["requests_total"] == 3, 10)
     status = ctl_json(path, "status")
     assert status["pid"] == server.pid
     assert status["target_workers"] == 2 and status["ready_workers"] == 2
-    assert status["requests_total"] == 3
     assert status["listeners"] == [server.url]
     rows = ctl_json(path, "workers")
     assert sorted(row["pid"] for row in rows) == sorted(server.worker_pids())
