@@ -24,8 +24,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# nginx and haproxy for the reverse-proxy tests, systemd-socket-activate for socket activation:
-# from Debian's packages when missing (needs root).
+# nginx and haproxy for the reverse-proxy tests, systemd-socket-activate for socket activation,
+# tmux for `hybridserve top` in a real terminal: from Debian's packages when missing (needs root).
 system-deps:
 	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; } || \
@@ -36,6 +36,9 @@ system-deps:
 	@command -v systemd-socket-activate >/dev/null 2>&1 || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd; } || \
 	  echo "warning: no systemd-socket-activate; test_systemd.py passes LISTEN_FDS itself" >&2
+	@command -v tmux >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux; } || \
+	  echo "warning: could not install tmux; tests/integration/test_top.py will be skipped" >&2
 
 pytest: $(STAMP) system-deps
 	$(BIN)/pytest
