@@ -11,11 +11,11 @@ import copy
 import dataclasses
 import functools
 import ipaddress
-import os
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
+from hybridserve.cpus import available_cpus
 from hybridserve.errors import ConfigError
 
 INTERFACES = ("auto", "wsgi", "asgi")
@@ -72,11 +72,11 @@ def setting(
 
 
 def default_workers() -> int:
-    """One worker per CPU this process may run on (cgroup/affinity aware where possible)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    """One worker per CPU this process may use: affinity and the cgroup quota (cpus.py).
+
+    WEB_CONCURRENCY, when set, comes before this as the default (sources.py).
+    """
+    return available_cpus()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -272,7 +272,8 @@ class Config:
     )
     workers: int = setting(
         default_workers(),
-        "Number of worker processes (default: the CPUs available).",
+        "Number of worker processes (default: $WEB_CONCURRENCY, else the CPUs this process "
+        "may use, by affinity and cgroup quota).",
         flag="--workers",
         section=WORKERS,
         short="-w",

@@ -4,8 +4,8 @@ How this works: every Config field with flag metadata is a Setting, which all so
 by one key, its flag without the dashes (``keep-alive``, ``limit-request-line``; the
 positional APP is ``app``). Each source turns its raw values into ``{key: (value, origin)}``,
 converted to the field's declared type, and names itself in any error. Later sources win:
-defaults < file < env < cli. The merged values build the nested Config once, so every
-check on values stays in ``config.py``.
+defaults < ``WEB_CONCURRENCY`` < file < env < cli. The merged values build the nested Config
+once, so every check on values stays in ``config.py``.
 
 One file at most is read: ``--config FILE`` when given, else ``[tool.hybridserve]`` in
 ``./pyproject.toml`` when there is one. An explicit file replaces the project's table rather
@@ -34,6 +34,7 @@ from hybridserve.errors import ConfigError
 ENV_PREFIX = "HYBRIDSERVE_"
 # Variables hybridserve sets for itself (master/sockets.py INHERIT_ENV, for a USR2 re-exec);
 # they share the prefix but are not settings.
+WEB_CONCURRENCY = "WEB_CONCURRENCY"  # the platforms' (Heroku, Render...) worker count
 INTERNAL_ENV = frozenset({"HYBRIDSERVE_INHERITED_FDS"})
 
 
@@ -294,6 +295,18 @@ def env_layer(environ: Mapping[str, str], warnings: list[str]) -> Layer:
     return layer
 
 
+def default_layer(environ: Mapping[str, str]) -> Layer:
+    """``WEB_CONCURRENCY`` as the default worker count, as gunicorn and uvicorn read it.
+
+    A default, not a setting: the file and ``HYBRIDSERVE_WORKERS`` still win over it.
+    """
+    raw = environ.get(WEB_CONCURRENCY, "").strip()
+    if not raw:
+        return {}
+    where = f"environment: {WEB_CONCURRENCY}"
+    return {"workers": (from_text(BY_KEY["workers"], raw, where), Origin("env", WEB_CONCURRENCY))}
+
+
 # -- merging ------------------------------------------------------------------------------
 
 
@@ -348,9 +361,11 @@ def load(command: Command, *, cwd: Path | str | None = None, environ: Env = None
     """Merge defaults < file < environment < flags; raises ConfigError naming the source."""
     base = Path.cwd() if cwd is None else Path(cwd)
     warnings: list[str] = []
+    env = os.environ if environ is None else environ
     layers = (
+        default_layer(env),
         file_layer(command.config_file, base),
-        env_layer(os.environ if environ is None else environ, warnings),
+        env_layer(env, warnings),
         {key: (value, CLI) for key, value in command.values.items()},
     )
     values: dict[str, Any] = {}
