@@ -94,5 +94,5 @@ def test_help_shows_each_default_once_and_no_placeholder_metavars() -> None:
     assert "[default:" not in text
     flat = " ".join(text.split())
     assert flat.count("(default: 127.0.0.1:8000)") == 1
-    assert "(default: the CPUs available)" in flat
-    assert flat.count("the CPUs available") == 1
+    assert "(default: $WEB_CONCURRENCY, else the CPUs this process may use" in flat
+    assert flat.count("the CPUs this process may use") == 1
