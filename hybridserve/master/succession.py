@@ -95,11 +95,20 @@ def watch_sources(dirs: tuple[str, ...], master_pid: int) -> None:
     """HUP the master for every batch of changed Python files (development only)."""
     import watchfiles
 
-    log.info("Watching %s for changes", ", ".join(dirs))
     stop = _MasterGone(master_pid)
+    watching = False
     for changes in watchfiles.watch(
-        *dirs, watch_filter=watchfiles.PythonFilter(), stop_event=stop, rust_timeout=1000
+        *dirs,
+        watch_filter=watchfiles.PythonFilter(),
+        stop_event=stop,
+        rust_timeout=1000,
+        yield_on_timeout=True,
     ):
+        if not watching:  # said once the watch is set up, so a save after it is seen
+            watching = True
+            log.info("Watching %s for changes", ", ".join(dirs))
+        if not changes:
+            continue
         names = sorted({os.path.basename(path) for _, path in changes})
         log.info("Changed: %s; reloading", ", ".join(names))
         with contextlib.suppress(ProcessLookupError):
