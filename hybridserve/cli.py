@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 from hybridserve import __version__
 from hybridserve.apps.loader import load_app, prepare_path
-from hybridserve.config import Config
+from hybridserve.config import Config, resolved_http, resolved_loop
 from hybridserve.errors import (
     EXIT_APP_LOAD,
     EXIT_ERROR,
@@ -37,7 +37,6 @@ from hybridserve.master.arbiter import Arbiter
 from hybridserve.master.succession import LAUNCH_DIR
 from hybridserve.sources import DEFAULT, SETTINGS, Loaded, Setting, load
 from hybridserve.worker import tls
-from hybridserve.worker.server import resolve_http_backend
 
 log = logging.getLogger("hybridserve.error")
 TOOLS = {"ctl": "hybridserve.ctl", "top": "hybridserve.top"}  # subcommands, by module
@@ -191,13 +190,12 @@ def banner(config: Config) -> str:
 
     The interface and the lifespan's state come from the workers' own ``serving`` line.
     """
-    uvloop = config.loop != "asyncio" and importlib.util.find_spec("uvloop") is not None
     app = config.app or f"the demo app ({'asgi' if config.interface == 'asgi' else 'wsgi'})"
     return (
         f"app {app}, interface {config.interface}, lifespan {config.lifespan}, "
         f"{config.workers} worker{'s' if config.workers != 1 else ''} "
-        f"x {config.threads} threads, loop {'uvloop' if uvloop else 'asyncio'}, "
-        f"HTTP {resolve_http_backend(config.http)}"
+        f"x {config.threads} threads, loop {resolved_loop(config.loop)}, "
+        f"HTTP {resolved_http(config.http)}"
     )
 
 

@@ -39,6 +39,35 @@ LOGGING = "logging and metrics"
 PROCESS = "process"
 
 
+@functools.cache
+def resolved_http(name: str) -> str:
+    """``--http auto`` is httptools when it (and our backend for it) imports, else h11.
+
+    The one place ``auto`` is decided, so the banner, the worker and the parser agree.
+    """
+    if name != "auto":
+        return name
+    try:
+        import httptools  # noqa: F401
+
+        from hybridserve.sansio import httptools_backend  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
+
+
+@functools.cache
+def resolved_loop(name: str) -> str:
+    """``--loop auto`` is uvloop when installed, else asyncio's own loop."""
+    if name != "auto":
+        return name
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
 class SettingError(ConfigError):
     """A value that fails a check; ``flag`` names the setting, ``problem`` says why.
 

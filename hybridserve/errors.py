@@ -35,5 +35,10 @@ class ProtocolError(HybridServeError):
         self.status = status
 
 
+class ClientDisconnected(OSError):
+    """The client went away; raised into an app that sends or reads more (ASGI spec 2.4
+    and PEP 3333 readers alike expect an OSError)."""
+
+
 class ResponseError(HybridServeError):
     """The app's response cannot be sent as it is (bad header, wrong length, bad call order)."""

@@ -12,25 +12,21 @@ import asyncio
 import logging
 import os
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
-from hybridserve.apps.types import ASGIApp, Channel, Message, Scope, TLSInfo
-from hybridserve.errors import ResponseError
+from hybridserve.apps.failure import fail_response
+from hybridserve.apps.types import ASGIApp, Channel, Cycle, Message, Scope, TLSInfo
+from hybridserve.errors import ClientDisconnected, ResponseError
 from hybridserve.sansio.events import Headers, Request
 
 log = logging.getLogger("hybridserve.error")
 
 INPUT_HIGH_BYTES = 256 * 1024
 PATHSEND_PIECE = 256 * 1024
-ERROR_BODY = b"Internal Server Error\n"
-ERROR_HEADERS: Headers = [(b"content-type", b"text/plain; charset=utf-8")]
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 DISCONNECT: Message = {"type": "http.disconnect"}
-
-
-class ClientDisconnected(OSError):
-    """``send`` on a connection the client closed (ASGI spec 2.4: an OSError subclass)."""
 
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:
@@ -82,15 +78,27 @@ def tls_extension(tls: TLSInfo) -> dict[str, Any]:
     }
 
 
-class ASGIAdapter:
-    """Starts an ``http`` task per request; ``state`` is what lifespan startup left."""
+WebSocketMaker = Callable[["ASGIAdapter", Request, Channel], Cycle]
 
-    def __init__(self, app: ASGIApp, *, root_path: str) -> None:
+
+class ASGIAdapter:
+    """Starts an ``http`` task per request; ``state`` is what lifespan startup left.
+
+    It decides upgrades: with ``websocket`` (the session maker, None when WebSockets are
+    off) a WebSocket handshake gets a session, anything else an ``http`` cycle.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, root_path: str, websocket: WebSocketMaker | None = None
+    ) -> None:
         self.app = app
         self.root_path = root_path
         self.state: dict[str, Any] = {}
+        self._websocket = websocket
 
-    def new_cycle(self, request: Request, channel: Channel) -> HTTPCycle:
+    def new_cycle(self, request: Request, channel: Channel) -> Cycle:
+        if request.upgrade == b"websocket" and self._websocket is not None:
+            return self._websocket(self, request, channel)
         return HTTPCycle(self, request, channel)
 
 
@@ -318,11 +326,5 @@ class HTTPCycle:
         if self._gone or self._complete:
             return
         self._complete = True
-        if self._head_sent:
-            self._channel.abort()
-            return
-        self._head_sent = True
-        try:
-            self._channel.send_head(500, ERROR_HEADERS, ERROR_BODY, True)
-        except ResponseError:  # the app's head was taken but its body refused: nothing sent
-            self._channel.abort()
+        head_sent, self._head_sent = self._head_sent, True
+        fail_response(self._channel, head_sent=head_sent)

@@ -24,20 +24,15 @@ import asyncio
 import logging
 import os
 from collections import deque
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from wsproto.extensions import Extension
 
-from hybridserve.apps.asgi import (
-    ERROR_BODY,
-    ERROR_HEADERS,
-    ASGIAdapter,
-    ClientDisconnected,
-    build_scope,
-)
-from hybridserve.apps.types import Channel, Message, Scope
+from hybridserve.apps.asgi import ASGIAdapter, build_scope
+from hybridserve.apps.failure import fail_response
+from hybridserve.apps.types import Channel, Cycle, Message, Scope
 from hybridserve.config import WebSocket as WebSocketSettings
-from hybridserve.errors import ProtocolError, ResponseError
+from hybridserve.errors import ClientDisconnected, ProtocolError, ResponseError
 from hybridserve.sansio.events import Headers, Request
 from hybridserve.sansio.websocket import (
     Closing,
@@ -84,6 +79,7 @@ def build_websocket_scope(
 
 
 # -- the session ------------------------------------------------------------------
+@runtime_checkable
 class WebSocketChannel(Channel, Protocol):
     """The connection as a session sees it: a request cycle's channel, then raw bytes."""
 
@@ -402,11 +398,24 @@ class WebSocketSession:
 
     def _app_failed(self) -> None:
         """500 while HTTP is still possible, abort mid-response, 1011 once open."""
-        if self.state == CONNECTING or (self.state == RESPONDING and not self._head_sent):
-            self._respond(500, [*ERROR_HEADERS, CLOSE_HEADER], ERROR_BODY)
-        elif self.state == RESPONDING:
+        if self.state in (CONNECTING, RESPONDING):
             self.state = CLOSED
             self._finish(ABNORMAL, "")
-            self._channel.abort()
+            fail_response(self._channel, head_sent=self._head_sent, extra=[CLOSE_HEADER])
         else:
             self._close(INTERNAL_ERROR, "internal error")
+
+
+class WebSocketFactory:
+    """Makes a session for each WebSocket handshake an ``ASGIAdapter`` is given.
+
+    The worker's streams speak both HTTP and, after a 101, raw bytes: the channel a
+    handshake arrives on is a ``WebSocketChannel`` (an HTTP/2 stream never carries one).
+    """
+
+    def __init__(self, settings: WebSocketSettings) -> None:
+        self._settings = settings
+
+    def __call__(self, adapter: ASGIAdapter, request: Request, channel: Channel) -> Cycle:
+        assert isinstance(channel, WebSocketChannel), "a handshake came on an HTTP/1.1 stream"
+        return WebSocketSession(adapter, request, channel, self._settings)

@@ -21,9 +21,10 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Protocol
 from urllib.parse import unquote_to_bytes
 
+from hybridserve.apps.failure import fail_response
 from hybridserve.apps.threads import LoopMailbox
 from hybridserve.apps.types import Address, Channel, Environ, TLSInfo, WSGIApp
-from hybridserve.errors import ResponseError
+from hybridserve.errors import ClientDisconnected, ResponseError
 from hybridserve.sansio.events import Headers, Request
 from hybridserve.sansio.writer import header_line
 
@@ -31,18 +32,12 @@ log = logging.getLogger("hybridserve.error")
 
 INPUT_HIGH_BYTES = 256 * 1024  # unread request body that pauses reading the socket
 OUTPUT_HIGH_BYTES = 256 * 1024  # response bytes queued for the loop before a thread waits
-ERROR_BODY = b"Internal Server Error\n"
-ERROR_HEADERS: Headers = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
 class Submitter(Protocol):
     """Where app calls run: a ThreadPool (or, in tests, anything with ``submit``)."""
 
     def submit(self, fn: Callable[[], object], /) -> object: ...
-
-
-class ClientDisconnected(OSError):
-    """The client went away; raised into the app when it writes or reads more."""
 
 
 class WSGIInput:
@@ -393,13 +388,7 @@ class WSGICycle:
                 return
             self._gone = True
             self._notify()
-        if not head_unsent:
-            self._channel.abort()
-            return
-        try:
-            self._channel.send_head(500, ERROR_HEADERS, ERROR_BODY, True)
-        except ResponseError:  # the app's head was taken but its body refused: nothing sent
-            self._channel.abort()
+        fail_response(self._channel, head_sent=not head_unsent)
 
     # -- app thread ---------------------------------------------------------------
     def _start_response(

@@ -17,6 +17,7 @@ from typing import Protocol
 
 import h11
 
+from hybridserve.config import resolved_http
 from hybridserve.errors import ProtocolError
 from hybridserve.sansio.events import (
     CONNECTION_CLOSED,
@@ -118,12 +119,8 @@ class H11Backend:
 
 def make_backend(name: str, max_head_bytes: int) -> ParserBackend:
     """Build the backend called ``name`` (``auto`` picks the fastest one installed)."""
-    if name in ("auto", "httptools"):
-        try:
-            from hybridserve.sansio.httptools_backend import HttptoolsBackend
-        except ImportError:
-            if name == "httptools":
-                raise
-        else:
-            return HttptoolsBackend(max_head_bytes)
+    if resolved_http(name) == "httptools":
+        from hybridserve.sansio.httptools_backend import HttptoolsBackend
+
+        return HttptoolsBackend(max_head_bytes)
     return H11Backend(max_head_bytes)

@@ -13,6 +13,7 @@ import struct
 
 from hybridserve.errors import ProtocolError
 
+HEADER_MAX_BYTES = 536  # PROXY v2's bound for what we accept (v1 is 107)
 V1_PREFIX = b"PROXY "
 V1_MAX_BYTES = 107  # the specification's bound, CRLF included
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -28,6 +29,27 @@ def parse(data: bytes) -> tuple[int, Source] | None:
     if _starts(data, V1_PREFIX):
         return _parse_v1(data) if len(data) >= len(V1_PREFIX) else None
     raise ProtocolError("expected a PROXY protocol header", 400)
+
+
+class HeaderReader:
+    """Collects a PROXY header from a connection's first reads, wherever they are cut."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> tuple[Source, bytes] | None:
+        """``(source, the bytes after the header)`` once it is whole, else None.
+
+        Raises ProtocolError for anything that is not a header, or one too long.
+        """
+        self._buf += data
+        parsed = parse(bytes(self._buf))
+        if parsed is None:
+            if len(self._buf) > HEADER_MAX_BYTES:
+                raise ProtocolError("PROXY header too long", 400)
+            return None
+        consumed, source = parsed
+        return source, bytes(self._buf[consumed:])
 
 
 def _starts(data: bytes, prefix: bytes) -> bool:

@@ -18,7 +18,7 @@ from hybridserve.apps.types import Address
 from hybridserve.errors import ProtocolError
 from hybridserve.sansio import proxy_protocol
 
-PROXY_HEADER_MAX_BYTES = 536  # PROXY v2's bound for what we accept (v1 is 107)
+PROXY_HEADER_MAX_BYTES = proxy_protocol.HEADER_MAX_BYTES
 
 
 @dataclass(frozen=True, slots=True)

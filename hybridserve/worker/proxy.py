@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from hybridserve.apps.types import Address
 from hybridserve.errors import ConfigError
-from hybridserve.sansio.events import Headers
+from hybridserve.sansio.events import Headers, Request
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 SCHEMES = {"http", "https", "ws", "wss"}
@@ -136,3 +136,32 @@ def _address(hop: str) -> Address:
     if tail.count(":") == 1 and tail.rpartition(":")[2].isdigit():
         port = int(tail.rpartition(":")[2])
     return (host, port)
+
+
+class Peer:
+    """The other end of one connection, and whether its word about the client counts."""
+
+    def __init__(self, address: Address, scheme: str, proxies: TrustedProxies | None) -> None:
+        self._proxies = proxies
+        self.address = address
+        self.scheme = scheme
+        self.trusted = False
+        self.moved_to(address)
+
+    def moved_to(self, address: Address) -> None:
+        """The PROXY protocol named the real peer: trust is judged on it (once)."""
+        self.address = address
+        proxies = self._proxies
+        self.trusted = proxies is not None and proxies.trusts(address[0] if address else None)
+
+    def view(self, request: Request) -> tuple[Address, str]:
+        """Client and scheme for ``request``; a trusted proxy's Host replaces the request's."""
+        if not self.trusted or self._proxies is None:
+            return self.address, self.scheme
+        seen = self._proxies.read(self.address, request.headers)
+        if seen is None:
+            return self.address, self.scheme
+        if seen.host:
+            host = seen.host
+            request.headers = [(n, host if n == b"host" else v) for n, v in request.headers]
+        return seen.client or self.address, seen.scheme or self.scheme

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import errno
 import faulthandler
 import logging
 import os
@@ -22,226 +21,34 @@ from hybridserve.apps.lifespan import Lifespan
 from hybridserve.apps.loader import load_app
 from hybridserve.apps.threads import ThreadPool
 from hybridserve.apps.types import Adapter
+from hybridserve.apps.websocket import WebSocketFactory
 from hybridserve.apps.wsgi import WSGIAdapter
-from hybridserve.config import Config
+from hybridserve.config import Config, resolved_http, resolved_loop
 from hybridserve.errors import EXIT_APP_LOAD, EXIT_OK, AppLoadError
 from hybridserve.log import flush as flush_logs
 from hybridserve.log import queue_access_log, reopen_files
 from hybridserve.worker import tls
-from hybridserve.worker.balance import DEFER_S, Share
+from hybridserve.worker.acceptor import Acceptor
+from hybridserve.worker.access import AccessLog
+from hybridserve.worker.balance import Share
+from hybridserve.worker.capacity import Capacity
 from hybridserve.worker.exposition import from_slots, render
-from hybridserve.worker.preface import Preface, read_proxy_header
-from hybridserve.worker.protocol import HTTPProtocol
 from hybridserve.worker.slots import ASGI, BOOTING, DRAINING, READY, WSGI, Slots
-from hybridserve.worker.state import FRESH_GRACE_S, WorkerState
+from hybridserve.worker.state import Record, WorkerState
 
 log = logging.getLogger("hybridserve.error")
 
 DRAIN_SWEEPS = 3  # rounds of serving what waited in the backlog before the final one
-ACCEPT_BATCH = 64  # connections taken per wake-up at most, so one worker can't grab a burst
-RESOURCE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 PR_SET_PDEATHSIG = 1
 
 
-def resolve_http_backend(name: str) -> str:
-    if name != "auto":
-        return name
-    try:
-        import httptools  # noqa: F401
-
-        from hybridserve.sansio import httptools_backend  # noqa: F401
-    except ImportError:
-        return "h11"
-    return "httptools"
-
-
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
-    if name in ("auto", "uvloop"):
-        try:
-            import uvloop
-        except ImportError:
-            if name == "uvloop":
-                raise
-        else:
-            factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-            return factory
+    if resolved_loop(name) == "uvloop":
+        import uvloop
+
+        factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+        return factory
     return asyncio.new_event_loop
-
-
-class Acceptor:
-    """Accepts from the shared listeners while the worker has room, then its share."""
-
-    def __init__(
-        self,
-        state: WorkerState,
-        listeners: list[socket.socket],
-        server_tls: tls.ServerTLS | None = None,
-        share: Share | None = None,
-    ) -> None:
-        self._state = state
-        self._tls = server_tls
-        self._loop = state.loop
-        self._listeners = listeners
-        self._share = share
-        self._watching = False
-        self._stopped = False
-        self._backoff: asyncio.TimerHandle | None = None
-        self._recheck: asyncio.TimerHandle | None = None
-        self._deferred: asyncio.TimerHandle | None = None  # leaving connections to siblings
-        state.on_room = self.resume
-        state.on_load = self._publish
-
-    def _publish(self) -> None:
-        """Our load for the siblings: a sibling over its share defers only to one that takes."""
-        if self._share is not None:
-            accepting = self._watching or self._deferred is not None
-            self._share.publish(self._state.open, accepting)
-
-    def resume(self) -> None:
-        if self._watching or self._stopped or self._backoff is not None:
-            return
-        if self._deferred is not None:
-            return
-        if self._state.room() <= 0:
-            self._recheck_when_fresh_age()
-            return
-        self._watch()
-        # Take a waiting connection now: if we waited for the next poll, a keep-alive
-        # client's next request could fill the freed slot first, starving the backlog.
-        for sock in self._listeners:
-            if self._watching:
-                self._accept(sock)
-
-    def _recheck_when_fresh_age(self) -> None:
-        """Young fresh connections stop counting soon: look again then, once."""
-        if self._recheck is None and self._state.silent:
-            self._recheck = self._loop.call_later(FRESH_GRACE_S, self._recheck_now)
-
-    def _recheck_now(self) -> None:
-        self._recheck = None
-        self.resume()
-
-    def _watch(self) -> None:
-        self._watching = True
-        for sock in self._listeners:
-            self._loop.add_reader(sock.fileno(), self._accept, sock)
-        self._publish()
-
-    def _unwatch(self) -> None:
-        if self._watching:
-            self._watching = False
-            for sock in self._listeners:
-                self._loop.remove_reader(sock.fileno())
-
-    def pause(self) -> None:
-        """No room (or stopping): siblings must not wait for us."""
-        self._unwatch()
-        if self._deferred is not None:
-            self._deferred.cancel()
-            self._deferred = None
-        self._publish()
-
-    def _defer(self) -> None:
-        """Over our share: stop watching a moment so a sibling wakes to the connection."""
-        self._unwatch()
-        self._deferred = self._loop.call_later(DEFER_S, self._end_defer)
-
-    def _end_defer(self) -> None:
-        # Only watch again: if the connection is still waiting, the listener is readable
-        # and _accept decides once more; if a sibling took it, we stay quiet.
-        self._deferred = None
-        if not self._stopped:
-            self._watch()
-
-    def stop(self) -> None:
-        self._stopped = True
-        self.pause()
-
-    def sweep(self) -> int:
-        """Accept whatever waits in the backlog now, room or not (the drain's last act)."""
-        taken = 0
-        for listener in self._listeners:
-            for _ in range(4096):
-                try:
-                    sock, _addr = listener.accept()
-                except OSError:
-                    break
-                self._take(sock)
-                taken += 1
-        return taken
-
-    def close_listeners(self) -> None:
-        """Our copies of the listeners; the socket closes when the last holder lets go."""
-        self.stop()
-        for listener in self._listeners:
-            listener.close()
-
-    def _accept(self, listener: socket.socket) -> None:
-        state, share = self._state, self._share
-        for _ in range(ACCEPT_BATCH):
-            if state.room() <= 0:
-                self.pause()
-                self._recheck_when_fresh_age()
-                return
-            if share is not None and share.should_defer(state.open, time.monotonic()):
-                self._defer()
-                return
-            try:
-                sock, _addr = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno in RESOURCE_ERRNOS:
-                    log.warning("cannot accept: %s; pausing 100 ms", exc.strerror)
-                    self.pause()
-                    self._backoff = self._loop.call_later(0.1, self._end_backoff)
-                    return
-                continue  # ECONNABORTED and friends: that one client is gone
-            self._take(sock)
-
-    def _take(self, sock: socket.socket) -> None:
-        state = self._state
-        state.note_accept()
-        if self._share is not None:
-            self._share.taken()
-            self._publish()
-        sock.setblocking(False)
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._loop.create_task(self._connect(sock))
-
-    def _end_backoff(self) -> None:
-        self._backoff = None
-        self.resume()
-
-    async def _connect(self, sock: socket.socket) -> None:
-        made: list[HTTPProtocol] = []
-        server_tls = self._tls
-        preface: Preface | None = None
-
-        def factory() -> HTTPProtocol:
-            protocol = HTTPProtocol(self._state, server_tls, preface)
-            made.append(protocol)
-            return protocol
-
-        try:
-            if server_tls is None:
-                await self._loop.connect_accepted_socket(factory, sock)
-            else:
-                head_s = self._state.config.timeouts.request_head_s
-                if self._state.config.proxy_protocol:  # in clear text, before the handshake
-                    preface = await read_proxy_header(self._loop, sock, head_s)
-                await self._loop.connect_accepted_socket(
-                    factory, sock, ssl=server_tls.context, ssl_handshake_timeout=head_s
-                )
-        except Exception as exc:
-            log.debug("connection setup failed: %s", exc)
-            sock.close()
-            if not made or not made[0].connected:
-                self._state.fresh -= 1
-                self._state.silent -= 1
-                self._state.note_close()
-                self._state.capacity_freed()
 
 
 class Worker:
@@ -276,38 +83,67 @@ class Worker:
         self.lifespan: Lifespan | None = None
         self.share: Share | None = None
 
-    def _adapter(self) -> tuple[Adapter, int]:
+    def _adapter(self, capacity: Capacity) -> Adapter:
         config = self.config
         if self.interface == "asgi":
-            asgi = ASGIAdapter(self.app, root_path=config.root_path_stripped)
+            settings = config.websocket
+            asgi = ASGIAdapter(
+                self.app,
+                root_path=config.root_path_stripped,
+                websocket=None if settings.backend == "none" else WebSocketFactory(settings),
+            )
             self.lifespan = Lifespan(self.app, config.lifespan, asgi.state)
-            return asgi, config.limit_concurrency
-        executor = ThreadPool(config.threads)
-        adapter = WSGIAdapter(
+            return asgi
+
+        def threads_lost(lost: int) -> None:
+            capacity.threads_lost(lost)
+            self._threads_lost(lost, capacity)
+
+        return WSGIAdapter(
             self.app,
-            executor,
+            ThreadPool(config.threads),
             root_path=config.root_path_stripped,
             multiprocess=config.workers > 1,
-            on_threads_lost=self._threads_lost,
+            on_threads_lost=threads_lost,
         )
-        return adapter, config.threads
+
+    def _state(self, loop: asyncio.AbstractEventLoop, on_room: Callable[[], None]) -> WorkerState:
+        """Capacity, adapter and record, each given what it calls back at construction."""
+        config = self.config
+        streams = config.limit_concurrency if self.interface == "asgi" else config.threads
+        capacity = Capacity(
+            streams=streams,
+            connections=config.limit_connections,
+            clock=loop.time,
+            on_room=on_room,
+            on_load=on_room,
+        )
+        quota = 0
+        if config.max_requests:
+            quota = config.max_requests + random.randint(0, config.max_requests_jitter)
+        access = AccessLog(config.access_log_format) if config.access_log else None
+        record = Record(access, max_requests=quota, on_quota=self._quota_reached)
+        return WorkerState(
+            config,
+            loop,
+            self._adapter(capacity),
+            capacity,
+            record,
+            http_backend=resolved_http(config.http),
+            render_metrics=lambda: render(*from_slots(self.slots)).encode(),
+        )
 
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
-        adapter, capacity = self._adapter()
-        state = WorkerState(
-            self.config,
-            loop,
-            adapter,
-            capacity=capacity,
-            http_backend=resolve_http_backend(self.config.http),
-        )
+        acceptor: Acceptor | None = None
+
+        def room_changed() -> None:  # capacity calls back; the acceptor is made below
+            if acceptor is not None:
+                acceptor.resume()
+                acceptor.publish()
+
+        state = self._state(loop, room_changed)
         self.state = state
-        state.render_metrics = lambda: render(*from_slots(self.slots)).encode()
-        if self.config.max_requests:
-            jitter = random.randint(0, self.config.max_requests_jitter)
-            state.max_requests = self.config.max_requests + jitter
-            state.on_quota = self._quota_reached
         self._stop = loop.create_future()
         if self.lifespan is not None:
             try:
@@ -341,7 +177,7 @@ class Worker:
         self._beat()
         if not immediate:
             await self._drain(state, acceptor)
-        for conn in list(state.connections):
+        for conn in list(state.capacity.connections):
             conn.abort()
         if self.lifespan is not None and not immediate:
             await self.lifespan.shutdown(self.config.timeouts.graceful_s)
@@ -355,8 +191,8 @@ class Worker:
         worker to close its own closes the socket: what it swept just before is served,
         not reset.
         """
-        state.draining = True
-        for conn in list(state.connections):
+        state.capacity.draining = True
+        for conn in list(state.capacity.connections):
             conn.shutdown()
         deadline = state.loop.time() + self.config.timeouts.graceful_s
         for _ in range(DRAIN_SWEEPS):
@@ -365,8 +201,8 @@ class Worker:
         acceptor.sweep()
         acceptor.close_listeners()  # right after the sweep: nothing slips in unseen
         await self._idle(state, deadline)
-        if state.connections:
-            n = len(state.connections)
+        if state.capacity.connections:
+            n = len(state.capacity.connections)
             if state.loop.time() >= deadline:
                 log.warning("%d connection(s) still open after the graceful timeout", n)
             else:
@@ -375,7 +211,7 @@ class Worker:
     async def _idle(self, state: WorkerState, deadline: float) -> bool:
         """Wait until no connection is left; False if time ran out or we must stop now."""
         # ``fresh`` also counts sockets accepted whose protocol isn't made yet.
-        while state.connections or state.fresh > 0:
+        while state.capacity.connections or state.capacity.fresh > 0:
             if state.loop.time() >= deadline:
                 return False
             if self._stop is not None and self._stop.done() and self._stop.result():
@@ -397,10 +233,9 @@ class Worker:
         self._interrupts += 1
         self.stop(self._interrupts > 1)
 
-    def _threads_lost(self, lost: int) -> None:
+    def _threads_lost(self, lost: int, capacity: Capacity) -> None:
         """Stuck threads leave less capacity; with none left, hand over to a new worker."""
-        self.state.lost_threads = lost
-        if lost >= self.config.threads and not self.state.draining:
+        if lost >= self.config.threads and not capacity.draining:
             log.error(
                 "Worker %d lost all %d threads to stuck requests; replacing it", os.getpid(), lost
             )
@@ -408,7 +243,9 @@ class Worker:
             self.stop(False)
 
     def _quota_reached(self) -> None:
-        log.info("Worker %d served %d requests; restarting", os.getpid(), self.state.requests)
+        log.info(
+            "Worker %d served %d requests; restarting", os.getpid(), self.state.record.requests
+        )
         self.slots.set_message(self.index, "max_requests")  # the master's restart reason
         self.stop(False)
 
@@ -428,9 +265,9 @@ class Worker:
         share, state = self.share, self.state
         if share is None or state.draining:
             return
-        count = share.excess(state.open, time.monotonic())
+        count = share.excess(state.capacity.open, time.monotonic())
         handed = 0
-        for conn in state.connections:
+        for conn in state.capacity.connections:
             if handed >= count:
                 break
             handed += conn.hand_over()
@@ -442,7 +279,7 @@ class Worker:
         now = state.loop.time()
         if self._next_tick:
             state.loop_lag_s = max(0.0, now - self._next_tick)
-        state.tick()
+        state.sweep()
         self._beat()
         self._hand_over()
         if os.getppid() != self.master_pid:

@@ -1,9 +1,9 @@
-"""WorkerState: what one worker knows about itself, shared by its connections.
+"""WorkerState: what one worker's connections share, each part with one owner.
 
-Counters are touched only on the loop thread. ``capacity`` is the heart of the hybrid
-model: a worker stops accepting while requests in flight plus connections that have not
-yet sent their first request fill it, so new connections wait in the shared backlog for a
-sibling with room instead of queueing behind busy threads.
+Capacity (``capacity.py``) owns what the worker has taken on; this module owns the coarse
+clock and the lines every response carries, the record of finished streams (metrics and
+the access log), and where a request goes: the worker's own answers (``--metrics-path``)
+or the app's adapter. Everything runs on the loop thread.
 """
 
 from __future__ import annotations
@@ -11,144 +11,136 @@ from __future__ import annotations
 import asyncio
 import time
 from bisect import bisect_left
-from collections import deque
 from collections.abc import Callable
 from email.utils import formatdate
-from typing import TYPE_CHECKING
 
-from hybridserve.apps.types import Adapter
+from hybridserve.apps.types import Adapter, Address, Channel, Cycle
 from hybridserve.config import Config
-from hybridserve.worker.access import AccessLog
+from hybridserve.sansio.events import Request
+from hybridserve.worker.access import AccessLog, Entry
+from hybridserve.worker.capacity import Capacity
+from hybridserve.worker.exposition import PROMETHEUS, StaticCycle
 from hybridserve.worker.proxy import TrustedProxies
 from hybridserve.worker.slots import DURATION_BUCKETS_S, Counters
+from hybridserve.worker.stream import Stream
 
-if TYPE_CHECKING:
-    from hybridserve.worker.protocol import HTTPProtocol
-
-
-FRESH_GRACE_S = 0.02  # a new connection's request follows its handshake within this
+METRICS_HEADERS = [(b"content-type", PROMETHEUS.encode())]
 
 
 def date_line() -> bytes:
     return b"Date: " + formatdate(time.time(), usegmt=True).encode("ascii") + b"\r\n"
 
 
+class Clock:
+    """The worker's coarse clock (one read a sweep) and the Date line that goes with it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.now = loop.time()
+        self.date_line = date_line()
+
+    def tick(self) -> float:
+        self.now = self._loop.time()
+        self.date_line = date_line()
+        return self.now
+
+
+class Record:
+    """Finished streams, counted for the metrics and written to the access log."""
+
+    def __init__(
+        self, access_log: AccessLog | None, *, max_requests: int, on_quota: Callable[[], None]
+    ) -> None:
+        self.access_log = access_log
+        self.requests = 0
+        self.status_classes = [0] * 5  # 1xx .. 5xx
+        self.buckets = [0] * (len(DURATION_BUCKETS_S) + 1)
+        self.duration_sum_s = 0.0
+        self._max_requests = max_requests  # 0: never
+        self._on_quota = on_quota
+        self._quota_called = False
+
+    def stream_finished(self, stream: Stream) -> None:
+        self._count(stream.entry())
+        self.requests += 1
+        if self._max_requests and self.requests >= self._max_requests and not self._quota_called:
+            self._quota_called = True
+            self._on_quota()
+
+    def refused(self, request: Request, client: Address, status: int, body_bytes: int) -> None:
+        """A request refused before any app saw it (as nginx logs its 400s): counted and
+        logged with what can be said of it, but not toward --max-requests."""
+        self._count(Entry(request, client, status, body_bytes, 0.0, []))
+
+    def _count(self, entry: Entry) -> None:
+        status = entry.status
+        if 100 <= status <= 599:
+            self.status_classes[status // 100 - 1] += 1
+        self.buckets[bisect_left(DURATION_BUCKETS_S, entry.duration_s)] += 1
+        self.duration_sum_s += entry.duration_s
+        if self.access_log is not None:
+            self.access_log.emit(entry)
+
+
 class WorkerState:
-    """Counters, caches and the drain flag of one worker."""
+    """Settings, clock, capacity, record and router of one worker, given to each connection."""
 
     def __init__(
         self,
         config: Config,
         loop: asyncio.AbstractEventLoop,
         adapter: Adapter,
+        capacity: Capacity,
+        record: Record,
         *,
-        capacity: int,
         http_backend: str,
+        render_metrics: Callable[[], bytes],
     ) -> None:
         self.config = config
         self.loop = loop
         self.adapter = adapter
-        self.capacity = capacity  # 0: unlimited
+        self.capacity = capacity
+        self.record = record
         self.http_backend = http_backend
-        self.access_log = AccessLog(config.access_log_format) if config.access_log else None
+        self.clock = Clock(loop)
         allowed = config.forwarded_allow_ips
         self.proxies = TrustedProxies(allowed) if allowed.strip() else None
-        self.connections: set[HTTPProtocol] = set()
-        self.in_flight = 0
-        self.fresh = 0
-        self.open = 0  # accepted and not yet closed, set up or not: the load siblings see
-        self.lost_threads = 0  # WSGI threads stuck past --request-timeout
-        self.silent = 0  # accepted, nothing received yet
-        self._recent: deque[float] = deque()  # accept times within FRESH_GRACE_S
-        self.requests = 0
-        self.accepted = 0
-        self.draining = False
-        self.now = loop.time()
-        self.date_line = date_line()
         self.server_line = b"Server: hybridserve\r\n" if config.server_header else b""
-        self.max_requests = 0  # set by the worker with its jitter; 0 means never
         path = config.metrics_path
-        self.metrics_path = path.encode("latin-1") if path else None
-        self.render_metrics: Callable[[], bytes] = lambda: b""
-        self.status_classes = [0] * 5  # 1xx .. 5xx
-        self.buckets = [0] * (len(DURATION_BUCKETS_S) + 1)
-        self.duration_sum_s = 0.0
+        self._metrics_path = path.encode("latin-1") if path else None
+        self._render_metrics = render_metrics
         self.loop_lag_s = 0.0
-        self.on_room: Callable[[], None] = lambda: None
-        self.on_load: Callable[[], None] = lambda: None  # ``open`` changed
-        self.on_quota: Callable[[], None] = lambda: None
 
-    def note_accept(self) -> None:
-        self.fresh += 1
-        self.silent += 1
-        self.accepted += 1
-        self.open += 1
-        self._recent.append(self.loop.time())
+    @property
+    def draining(self) -> bool:
+        return self.capacity.draining
 
-    def note_close(self) -> None:
-        self.open -= 1
-        self.on_load()
-
-    def _young_fresh(self) -> int:
-        """New connections whose request is probably on its way, as capacity they will use.
-
-        Counting none would let one worker grab a whole burst before reading any request;
-        counting every connection without a request would let slowloris clients (connect,
-        dribble or send nothing) shut the worker's accept. So only those that have sent
-        nothing yet and were accepted in the last FRESH_GRACE_S count.
-        """
-        recent, horizon = self._recent, self.loop.time() - FRESH_GRACE_S
-        while recent and recent[0] <= horizon:
-            recent.popleft()
-        return min(self.silent, len(recent))
-
-    def room(self) -> int:
-        """How many more connections this worker should accept now."""
-        if self.draining:
-            return 0
-        if self.capacity:
-            room = self.capacity - self.lost_threads - self.in_flight - self._young_fresh()
-        else:
-            room = 1 << 30
-        cap = self.config.limit_connections
-        if cap:
-            room = min(room, cap - len(self.connections) - self.fresh)
-        return room
-
-    def capacity_freed(self) -> None:
-        self.on_room()
-
-    def request_done(self) -> None:
-        self.requests += 1
-        if self.max_requests and self.requests >= self.max_requests and not self.draining:
-            self.on_quota()
-
-    def record(self, status: int, duration_s: float) -> None:
-        """Count one answered request for the metrics."""
-        if 100 <= status <= 599:
-            self.status_classes[status // 100 - 1] += 1
-        self.buckets[bisect_left(DURATION_BUCKETS_S, duration_s)] += 1
-        self.duration_sum_s += duration_s
+    def new_cycle(self, request: Request, channel: Channel) -> Cycle:
+        """The worker's own answer for ``--metrics-path``; the app's adapter for the rest."""
+        path = self._metrics_path
+        if path is not None and request.target.partition(b"?")[0] == path:
+            return StaticCycle(channel, 200, METRICS_HEADERS, self._render_metrics())
+        return self.adapter.new_cycle(request, channel)
 
     def counters(self, started: float) -> Counters:
-        busy = min(self.in_flight, self.capacity) if self.capacity else self.in_flight
+        capacity, record = self.capacity, self.record
+        busy, queued = capacity.busy_threads()
         return Counters(
-            requests=self.requests,
-            in_flight=self.in_flight,
-            connections=len(self.connections),
-            accepted=self.accepted,
+            requests=record.requests,
+            in_flight=capacity.in_flight,
+            connections=len(capacity.connections),
+            accepted=capacity.accepted_total,
             loop_lag_s=self.loop_lag_s,
             threads_busy=busy,
-            threads_queued=self.in_flight - busy,
-            duration_sum_s=self.duration_sum_s,
+            threads_queued=queued,
+            duration_sum_s=record.duration_sum_s,
             started=started,
-            status_classes=tuple(self.status_classes),
-            buckets=tuple(self.buckets),
+            status_classes=tuple(record.status_classes),
+            buckets=tuple(record.buckets),
         )
 
-    def tick(self) -> None:
-        """Once a second: the coarse clock, the Date header, and connection deadlines."""
-        self.now = now = self.loop.time()
-        self.date_line = date_line()
-        for conn in list(self.connections):
+    def sweep(self) -> None:
+        """Once a second: the coarse clock, the Date line, and every connection's deadline."""
+        now = self.clock.tick()
+        for conn in list(self.capacity.connections):
             conn.check_deadline(now)

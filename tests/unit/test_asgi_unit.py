@@ -9,13 +9,12 @@ import pytest
 
 from hybridserve.apps.asgi import (
     ASGIAdapter,
-    ClientDisconnected,
     HTTPCycle,
     build_scope,
     split_target,
 )
 from hybridserve.apps.types import Address, Message, Receive, Scope, Send, TLSInfo
-from hybridserve.errors import ResponseError
+from hybridserve.errors import ClientDisconnected, ResponseError
 from hybridserve.sansio.events import Headers, Request
 from hybridserve.sansio.writer import header_line
 
@@ -146,7 +145,7 @@ async def run(
 ) -> tuple[FakeChannel, HTTPCycle]:
     """Run ``app`` for one request whose body is ``body`` (fed before the app starts)."""
     channel = FakeChannel(asyncio.get_running_loop())
-    cycle = ASGIAdapter(app, root_path="").new_cycle(req or request(), channel)
+    cycle = HTTPCycle(ASGIAdapter(app, root_path=""), req or request(), channel)
     for piece in body or []:
         cycle.feed_body(piece)
     cycle.feed_end()
@@ -198,7 +197,7 @@ async def test_waiting_receive_gets_disconnect_when_the_client_goes() -> None:
         seen.append(await receive())  # a long poll: nothing more will come but a disconnect
         await send({"type": "http.response.start", "status": 200, "headers": []})
 
-    cycle = ASGIAdapter(app, root_path="").new_cycle(request(), channel)
+    cycle = HTTPCycle(ASGIAdapter(app, root_path=""), request(), channel)
     cycle.feed_end()
     cycle.start()
     assert cycle.task is not None
@@ -221,7 +220,7 @@ async def test_a_draining_worker_tells_a_waiting_app_it_is_over_and_still_lets_i
         seen.append(await receive())  # waiting past the body, as an SSE app does
         await ok(send, b"bye")
 
-    cycle = ASGIAdapter(app, root_path="").new_cycle(request(), channel)
+    cycle = HTTPCycle(ASGIAdapter(app, root_path=""), request(), channel)
     cycle.feed_body(b"ab")
     cycle.start()
     assert cycle.task is not None
@@ -242,7 +241,7 @@ async def test_expect_continue_is_sent_when_the_app_reads() -> None:
         await ok(send)
 
     channel = FakeChannel(asyncio.get_running_loop())
-    cycle = ASGIAdapter(app, root_path="").new_cycle(request(expect_continue=True), channel)
+    cycle = HTTPCycle(ASGIAdapter(app, root_path=""), request(expect_continue=True), channel)
     cycle.start()
     await asyncio.sleep(0)
     assert channel.calls == [("continue",)]
@@ -279,7 +278,7 @@ async def test_send_after_disconnect_raises_an_oserror() -> None:
             raised.append(exc)
 
     channel = FakeChannel(asyncio.get_running_loop())
-    cycle = ASGIAdapter(app, root_path="").new_cycle(request(), channel)
+    cycle = HTTPCycle(ASGIAdapter(app, root_path=""), request(), channel)
     cycle.start()
     assert cycle.task is not None
     await asyncio.wait_for(cycle.task, 5)
@@ -349,7 +348,7 @@ async def test_head_taken_but_body_refused_aborts() -> None:
         await ok(send, b"too long", [(b"content-length", b"2")])
 
     channel = Refusing(asyncio.get_running_loop())
-    cycle = ASGIAdapter(app, root_path="").new_cycle(request(), channel)
+    cycle = HTTPCycle(ASGIAdapter(app, root_path=""), request(), channel)
     cycle.feed_end()
     cycle.start()
     assert cycle.task is not None

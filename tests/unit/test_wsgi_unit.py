@@ -17,13 +17,13 @@ from hybridserve.apps.threads import ThreadPool
 from hybridserve.apps.types import Address, Environ, StartResponse, TLSInfo, WSGIApp
 from hybridserve.apps.wsgi import (
     INPUT_HIGH_BYTES,
-    ClientDisconnected,
     FileWrapper,
     WSGIAdapter,
     WSGIInput,
     build_environ,
 )
 from hybridserve.config import Limits
+from hybridserve.errors import ClientDisconnected
 from hybridserve.sansio.connection import ServerConnection
 from hybridserve.sansio.events import Headers, Request
 

@@ -1,0 +1,194 @@
+"""The Acceptor: takes connections from the shared listeners while this worker has room,
+then while it holds no more than its share (``balance.py``), and makes each a protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+import time
+
+from hybridserve.worker.balance import DEFER_S, Share
+from hybridserve.worker.capacity import FRESH_GRACE_S
+from hybridserve.worker.preface import Preface, read_proxy_header
+from hybridserve.worker.protocol import HTTPProtocol
+from hybridserve.worker.state import WorkerState
+from hybridserve.worker.tls import ServerTLS
+
+log = logging.getLogger("hybridserve.error")
+
+ACCEPT_BATCH = 64  # connections taken per wake-up at most, so one worker can't grab a burst
+RESOURCE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+class Acceptor:
+    """Accepts from the shared listeners while the worker has room, then its share."""
+
+    def __init__(
+        self,
+        state: WorkerState,
+        listeners: list[socket.socket],
+        server_tls: ServerTLS | None = None,
+        share: Share | None = None,
+    ) -> None:
+        self._state = state
+        self._capacity = state.capacity
+        self._tls = server_tls
+        self._loop = state.loop
+        self._listeners = listeners
+        self._share = share
+        self._watching = False
+        self._stopped = False
+        self._backoff: asyncio.TimerHandle | None = None
+        self._recheck: asyncio.TimerHandle | None = None
+        self._deferred: asyncio.TimerHandle | None = None  # leaving connections to siblings
+
+    def publish(self) -> None:
+        """Our load for the siblings: a sibling over its share defers only to one that takes."""
+        if self._share is not None:
+            accepting = self._watching or self._deferred is not None
+            self._share.publish(self._capacity.open, accepting)
+
+    def resume(self) -> None:
+        if self._watching or self._stopped or self._backoff is not None:
+            return
+        if self._deferred is not None:
+            return
+        if self._capacity.room() <= 0:
+            self._recheck_when_fresh_age()
+            return
+        self._watch()
+        # Take a waiting connection now: if we waited for the next poll, a keep-alive
+        # client's next request could fill the freed slot first, starving the backlog.
+        for sock in self._listeners:
+            if self._watching:
+                self._accept(sock)
+
+    def _recheck_when_fresh_age(self) -> None:
+        """Young fresh connections stop counting soon: look again then, once."""
+        if self._recheck is None and self._capacity.young_silent():
+            self._recheck = self._loop.call_later(FRESH_GRACE_S, self._recheck_now)
+
+    def _recheck_now(self) -> None:
+        self._recheck = None
+        self.resume()
+
+    def _watch(self) -> None:
+        self._watching = True
+        for sock in self._listeners:
+            self._loop.add_reader(sock.fileno(), self._accept, sock)
+        self.publish()
+
+    def _unwatch(self) -> None:
+        if self._watching:
+            self._watching = False
+            for sock in self._listeners:
+                self._loop.remove_reader(sock.fileno())
+
+    def pause(self) -> None:
+        """No room (or stopping): siblings must not wait for us."""
+        self._unwatch()
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
+        self.publish()
+
+    def _defer(self) -> None:
+        """Over our share: stop watching a moment so a sibling wakes to the connection."""
+        self._unwatch()
+        self._deferred = self._loop.call_later(DEFER_S, self._end_defer)
+
+    def _end_defer(self) -> None:
+        # Only watch again: if the connection is still waiting, the listener is readable
+        # and _accept decides once more; if a sibling took it, we stay quiet.
+        self._deferred = None
+        if not self._stopped:
+            self._watch()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self.pause()
+
+    def sweep(self) -> int:
+        """Accept whatever waits in the backlog now, room or not (the drain's last act)."""
+        taken = 0
+        for listener in self._listeners:
+            for _ in range(4096):
+                try:
+                    sock, _addr = listener.accept()
+                except OSError:
+                    break
+                self._take(sock)
+                taken += 1
+        return taken
+
+    def close_listeners(self) -> None:
+        """Our copies of the listeners; the socket closes when the last holder lets go."""
+        self.stop()
+        for listener in self._listeners:
+            listener.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        capacity, share = self._capacity, self._share
+        for _ in range(ACCEPT_BATCH):
+            if capacity.room() <= 0:
+                self.pause()
+                self._recheck_when_fresh_age()
+                return
+            if share is not None and share.should_defer(capacity.open, time.monotonic()):
+                self._defer()
+                return
+            try:
+                sock, _addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in RESOURCE_ERRNOS:
+                    log.warning("cannot accept: %s; pausing 100 ms", exc.strerror)
+                    self.pause()
+                    self._backoff = self._loop.call_later(0.1, self._end_backoff)
+                    return
+                continue  # ECONNABORTED and friends: that one client is gone
+            self._take(sock)
+
+    def _take(self, sock: socket.socket) -> None:
+        self._capacity.accepted()
+        if self._share is not None:
+            self._share.taken()
+            self.publish()
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._loop.create_task(self._connect(sock))
+
+    def _end_backoff(self) -> None:
+        self._backoff = None
+        self.resume()
+
+    async def _connect(self, sock: socket.socket) -> None:
+        made: list[HTTPProtocol] = []
+        server_tls = self._tls
+        preface: Preface | None = None
+
+        def factory() -> HTTPProtocol:
+            protocol = HTTPProtocol(self._state, server_tls, preface)
+            made.append(protocol)
+            return protocol
+
+        try:
+            if server_tls is None:
+                await self._loop.connect_accepted_socket(factory, sock)
+            else:
+                head_s = self._state.config.timeouts.request_head_s
+                if self._state.config.proxy_protocol:  # in clear text, before the handshake
+                    preface = await read_proxy_header(self._loop, sock, head_s)
+                await self._loop.connect_accepted_socket(
+                    factory, sock, ssl=server_tls.context, ssl_handshake_timeout=head_s
+                )
+        except Exception as exc:
+            log.debug("connection setup failed: %s", exc)
+            sock.close()
+            if not made or not made[0].connected:
+                self._capacity.setup_failed()

@@ -1,0 +1,171 @@
+"""Stream: one request as the app adapters see it, on whatever connection carries it.
+
+An HTTP/1.1 connection makes one stream at a time; an HTTP/2 connection makes many. Either
+way the adapters hold a ``Stream`` (the ``Channel`` of ``apps/types.py``) and nothing of
+the transport: the stream keeps the request's own record (status, body bytes, timing, its
+deadline) and hands every byte to its ``Link``, the connection that frames and writes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from time import perf_counter
+from typing import TYPE_CHECKING, Protocol
+
+from hybridserve.apps.types import Address, Cycle, TLSInfo
+from hybridserve.sansio.events import Headers, Request
+from hybridserve.worker.access import Entry
+
+if TYPE_CHECKING:
+    from hybridserve.apps.websocket import WebSocketSession
+
+NO_BODY_STATUSES = (204, 304)
+
+
+class Link(Protocol):
+    """The connection under a stream: it frames and writes what the stream is given."""
+
+    def write_head(
+        self, stream: Stream, status: int, headers: Headers, body: bytes, end: bool
+    ) -> None:
+        """Raises ResponseError for a head that cannot be sent."""
+
+    def write_body(self, stream: Stream, data: bytes, end: bool) -> None: ...
+    def write_trailers(self, stream: Stream, trailers: Headers) -> None: ...
+    def write_continue(self, stream: Stream) -> None: ...
+    def abort_stream(self, stream: Stream) -> None: ...
+    def pause_stream(self, stream: Stream) -> None:
+        """Stop taking the stream's body until ``resume_stream``."""
+
+    def resume_stream(self, stream: Stream) -> None: ...
+    def stream_done(self, stream: Stream) -> None:
+        """The response is complete."""
+
+    def switch_protocols(self, stream: Stream, session: WebSocketSession, head: bytes) -> None:
+        """HTTP/1.1 only: write the 101 and give the connection to ``session``."""
+
+    def write_raw(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+    def reset(self) -> None: ...
+
+
+class Stream:
+    """One request's channel to its connection (``apps.types.Channel``)."""
+
+    __slots__ = (
+        "_body_counted",
+        "_link",
+        "body_bytes",
+        "client",
+        "cycle",
+        "done",
+        "loop",
+        "request",
+        "request_deadline",
+        "response_headers",
+        "scheme",
+        "server",
+        "started_at",
+        "status",
+        "tls",
+    )
+
+    def __init__(
+        self,
+        link: Link,
+        request: Request,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        client: Address,
+        server: Address,
+        scheme: str,
+        tls: TLSInfo | None,
+        request_deadline: float,
+    ) -> None:
+        self._link = link
+        self.request = request
+        self.loop = loop
+        self.client = client
+        self.server = server
+        self.scheme = scheme
+        self.tls = tls
+        self.request_deadline = request_deadline  # --request-timeout on the worker's clock
+        self.cycle: Cycle | None = None
+        self.status = 0
+        self.body_bytes = 0  # for the access log's %(b)s: the body only, as gunicorn counts
+        self._body_counted = False
+        self.response_headers: Headers = []
+        self.started_at = perf_counter()  # uvloop's loop.time() moves in 1 ms steps
+        self.done = False
+
+    # -- Channel: what the app adapters call -----------------------------------------
+    def send_head(self, status: int, headers: Headers, body: bytes, end: bool) -> None:
+        if self.done:
+            return
+        self._link.write_head(self, status, headers, body, end)
+        self.status = status
+        self.response_headers = headers
+        head_only = self.request.method == b"HEAD"
+        self._body_counted = not head_only and status >= 200 and status not in NO_BODY_STATUSES
+        self._count(body)
+        if end:
+            self._finish()
+
+    def send_body(self, data: bytes, end: bool) -> None:
+        if self.done:
+            return
+        self._count(data)
+        self._link.write_body(self, data, end)
+        if end:
+            self._finish()
+
+    def send_trailers(self, trailers: Headers) -> None:
+        if not self.done:
+            self._link.write_trailers(self, trailers)
+            self._finish()
+
+    def send_continue(self) -> None:
+        if not self.done:
+            self._link.write_continue(self)
+
+    def abort(self) -> None:
+        self._link.abort_stream(self)
+
+    def pause_reading(self) -> None:
+        self._link.pause_stream(self)
+
+    def resume_reading(self) -> None:
+        self._link.resume_stream(self)
+
+    # -- after a WebSocket handshake (HTTP/1.1): the session writes frames itself ----
+    def switch_protocols(self, session: WebSocketSession, head: bytes) -> None:
+        self.status = 101
+        self._link.switch_protocols(self, session, head)
+
+    def write(self, data: bytes) -> None:
+        self._link.write_raw(data)
+
+    def close(self) -> None:
+        self._link.close()
+
+    def reset(self) -> None:
+        self._link.reset()
+
+    # -- the record ------------------------------------------------------------------
+    def entry(self) -> Entry:
+        return Entry(
+            self.request,
+            self.client,
+            self.status,
+            self.body_bytes,
+            perf_counter() - self.started_at,
+            self.response_headers,
+        )
+
+    def _count(self, data: bytes) -> None:
+        if self._body_counted:
+            self.body_bytes += len(data)
+
+    def _finish(self) -> None:
+        self.done = True
+        self._link.stream_done(self)
