@@ -49,8 +49,6 @@ def resolved_http(name: str) -> str:
         return name
     try:
         import httptools  # noqa: F401
-
-        from hybridserve.sansio import httptools_backend  # noqa: F401
     except ImportError:
         return "h11"
     return "httptools"

@@ -1,4 +1,8 @@
-"""Imports point one way: cli -> master -> worker -> apps -> sansio (DESIGN.md)."""
+"""Imports point one way: cli -> master -> worker -> apps -> sansio (DESIGN.md).
+
+Every module of the package has a layer: a package's modules take the package's, and each
+top-level module is named below, so a new one must choose its place before it lands.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,36 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "hybridserve"
 ORDER = ["cli", "master", "worker", "apps", "sansio"]
-LEAVES = {"config", "errors", "log", "__init__"}
+LEAVES = {"config", "errors", "log", "__init__"}  # any module may import these
+TOP_LEVEL = {
+    "__main__": "cli",
+    "cli": "cli",
+    "flags": "cli",
+    "sources": "cli",  # where settings come from: the CLI reads them (and HUP, through it)
+    "ctl": "cli",
+    "top": "cli",
+    "demo": "apps",  # an app like any other: it may use the app types, nothing above
+}
 SANSIO_FORBIDDEN = {"asyncio", "socket", "threading", "signal", "time", "selectors"}
 
 
-def layer(module: str) -> str | None:
+def layer_of(parts: tuple[str, ...]) -> str:
+    """The layer of the module at ``parts`` (its path inside the package)."""
+    head = parts[0].removesuffix(".py")
+    if len(parts) > 1:
+        return head
+    if head in LEAVES:
+        return "leaf"
+    return TOP_LEVEL.get(head, "unplaced")
+
+
+def layer_of_import(module: str) -> str | None:
     parts = module.split(".")
     if parts[0] != "hybridserve" or len(parts) < 2:
         return None
-    return parts[1]
+    if (PACKAGE / parts[1]).is_dir():
+        return parts[1]  # a package (or a module inside one): the package's layer
+    return layer_of((parts[1] + ".py",))
 
 
 def imports(path: Path) -> set[str]:
@@ -28,19 +53,30 @@ def imports(path: Path) -> set[str]:
     return found
 
 
+def modules() -> list[tuple[Path, str]]:
+    return [(p, layer_of(p.relative_to(PACKAGE).parts)) for p in sorted(PACKAGE.rglob("*.py"))]
+
+
+def test_every_module_has_a_layer() -> None:
+    assert [str(p.relative_to(PACKAGE)) for p, layer in modules() if layer == "unplaced"] == []
+
+
 def test_no_module_imports_upward() -> None:
     problems = []
-    for path in PACKAGE.rglob("*.py"):
-        own = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
-        if own not in ORDER:
-            continue
+    for path, own in modules():
         for module in imports(path):
-            other = layer(module)
-            if other is None or other in LEAVES or other == own or other not in ORDER:
+            other = layer_of_import(module)
+            if other is None or other == "leaf" or other == own:
                 continue
-            if ORDER.index(other) < ORDER.index(own):
-                problems.append(f"{path.name} ({own}) imports {module}")
-    assert not problems
+            if own == "leaf" or ORDER.index(other) < ORDER.index(own):
+                problems.append(f"{path.relative_to(PACKAGE)} ({own}) imports {module} ({other})")
+    assert problems == []
+
+
+def test_leaves_import_no_layer() -> None:
+    for path, own in modules():
+        if own == "leaf":
+            assert {layer_of_import(m) for m in imports(path)} <= {None, "leaf"}, path.name
 
 
 def test_sansio_does_no_io() -> None:
