@@ -11,7 +11,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "hybridserve"
 ORDER = ["cli", "master", "worker", "apps", "sansio"]
-LEAVES = {"config", "errors", "log", "__init__"}  # any module may import these
+LEAVES = {"config", "cpus", "errors", "log", "__init__"}  # any module may import these
 TOP_LEVEL = {
     "__main__": "cli",
     "cli": "cli",
