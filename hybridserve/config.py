@@ -279,6 +279,56 @@ class TLS:
         return self.certfile is not None
 
 
+def parse_static_mount(spec: str) -> tuple[str, str]:
+    """``"/static=./dir"`` → ``("/static", "./dir")``; raises ValueError saying what is wrong."""
+    prefix, eq, directory = (part.strip() for part in spec.partition("="))
+    if not eq or not prefix or not directory:
+        raise ValueError(f"expected URL_PREFIX=DIR, got {spec!r}")
+    segments = prefix.split("/")
+    if not prefix.startswith("/") or any(c in prefix for c in "?#%\\\0") or ".." in segments:
+        raise ValueError(f"the URL prefix must be a plain path starting with '/', got {prefix!r}")
+    return prefix.rstrip("/"), directory
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Static:
+    """Static files the worker serves itself, on its loop, without entering the app."""
+
+    mounts: tuple[str, ...] = setting(
+        (),
+        "Serve the files under DIR at URL_PREFIX (as URL_PREFIX=DIR, e.g. "
+        "/static=./staticfiles) from the worker, zero-copy. Repeatable.",
+        flag="--static",
+        metavar="URL_PREFIX=DIR",
+    )
+    max_age_s: int = setting(
+        3600,
+        "Cache-Control max-age of static files, in seconds (0: no-cache, revalidate each "
+        "time). An hour suits files without a content hash in their names.",
+        flag="--static-max-age",
+    )
+    index: bool = setting(
+        False,
+        "Answer a directory's URL with its index.html (off: directories are 404).",
+        flag="--static-index",
+    )
+    sendfile: bool = setting(
+        True,
+        "Send file bodies (static files, ASGI pathsend, WSGI file_wrapper) with sendfile(2) "
+        "on plain TCP; off: read them in a thread, as under TLS (for file systems where "
+        "sendfile misbehaves, such as some shared folders).",
+        flag="--sendfile",
+    )
+
+    def __post_init__(self) -> None:
+        for spec in self.mounts:
+            try:
+                parse_static_mount(spec)
+            except ValueError as exc:
+                raise SettingError("--static", str(exc)) from None
+        _require(self.max_age_s >= 0, "max_age_s", "must not be negative")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """The whole server configuration. ``app=None`` serves the built-in demo app."""
@@ -541,6 +591,7 @@ class Config:
     timeouts: Timeouts = field(default_factory=Timeouts)
     websocket: WebSocket = field(default_factory=WebSocket)
     tls: TLS = field(default_factory=TLS)
+    static: Static = field(default_factory=Static)
 
     def __post_init__(self) -> None:
         _require(len(self.bind) >= 1, "bind", "needs at least one address")

@@ -306,6 +306,22 @@ class ServerConnection:
                 self._keep_alive = False  # unread body bytes would look like a request
         return out
 
+    def send_file_body(self, length: int) -> bool:
+        """Count ``length`` body bytes the caller writes itself (a file, by sendfile).
+
+        Returns False when the response has no body (HEAD, 304): send none. The caller
+        ends the response with ``send_body(b"", end=True)`` once the bytes are out.
+        """
+        framing = self._framing
+        if framing is not None and framing.no_body and not self.response_complete:
+            return False
+        if framing is None or self.response_complete or framing.remaining is None:
+            raise ResponseError("a file body needs a response with a Content-Length")
+        if framing.remaining != length:
+            raise ResponseError(f"file body of {length} bytes; Content-Length disagrees")
+        framing.remaining = 0
+        return True
+
     def send_trailers(self, trailers: Headers) -> bytes:
         """End a chunked response with trailer fields (dropped if it is not chunked)."""
         framing = self._framing
