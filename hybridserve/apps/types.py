@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from hybridserve.sansio.conditional import Piece
 from hybridserve.sansio.events import Headers, Request
 
 Scope = MutableMapping[str, Any]
@@ -41,6 +42,21 @@ class TLSInfo:
     client_cert_name: str | None  # its subject, RFC 4514
 
 
+@dataclass(slots=True)
+class FileBody:
+    """A response body taken from an open file: whoever receives it must close ``fd``.
+
+    ``pieces`` are literal bytes and ``(offset, count)`` ranges of the file, in order.
+    """
+
+    fd: int
+    pieces: list[Piece]
+
+    @property
+    def length(self) -> int:
+        return sum(len(p) if isinstance(p, bytes) else p[1] for p in self.pieces)
+
+
 class Channel(Protocol):
     """What a request cycle may do to its connection. Loop thread only."""
 
@@ -58,6 +74,16 @@ class Channel(Protocol):
 
     def send_trailers(self, trailers: Headers) -> None:
         """End a chunked response with trailer fields."""
+
+    def send_file(
+        self, status: int, headers: Headers, body: FileBody, done: Callable[[bool], None]
+    ) -> None:
+        """Write a whole response whose body comes from a file, zero-copy where it can.
+
+        The channel owns ``body.fd`` from here on and closes it in every case; ``done``
+        learns whether the response went out whole (True) or was cut short. Raises
+        ResponseError before writing anything if the head is invalid.
+        """
 
     def send_continue(self) -> None:
         """Send ``100 Continue`` if the client is waiting for it."""

@@ -12,16 +12,19 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
-from hybridserve.apps.types import Address, TLSInfo
-from hybridserve.errors import ProtocolError
+from hybridserve.apps.types import Address, FileBody, TLSInfo
+from hybridserve.errors import ProtocolError, ResponseError
 from hybridserve.sansio import proxy_protocol
 from hybridserve.sansio.connection import ServerConnection
 from hybridserve.sansio.events import Body, EndOfRequest, Event, Headers, Request
 from hybridserve.sansio.writer import error_response
 from hybridserve.worker.preface import Preface
 from hybridserve.worker.proxy import Peer
+from hybridserve.worker.sendfile import FileSender
 from hybridserve.worker.state import WorkerState
 from hybridserve.worker.stream import Stream
 from hybridserve.worker.tls import ServerTLS
@@ -46,6 +49,10 @@ class Pause(enum.Enum):
 
     PIPELINED = "pipelined"  # a request waits behind the one in progress
     BACKPRESSURE = "backpressure"  # the app is behind on the body (or WebSocket messages)
+
+
+def _nobody(body_bytes: int, whole: bool) -> None:
+    """No file response in progress."""
 
 
 def _address(info: object) -> Address:
@@ -81,6 +88,8 @@ class HTTPProtocol(asyncio.Protocol):
         self._server: Address = None
         self._tls_info: TLSInfo | None = None
         self._proxy_header: proxy_protocol.HeaderReader | None = None
+        self._sender: FileSender | None = None  # a file body going out
+        self._file_sent: Callable[[int, bool], None] = _nobody
 
     # -- asyncio callbacks --------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -167,6 +176,9 @@ class HTTPProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        if self._sender is not None:
+            self._sender.cancel()
+            self._file_over(False)
         fresh, silent = self._fresh, self._silent
         self._fresh = self._silent = False
         stream, self._stream = self._stream, None
@@ -182,6 +194,8 @@ class HTTPProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_deadline = self._state.clock.now + self._state.config.timeouts.write_s
+        if self._sender is not None:
+            self._sender.pause_writing()
         if self._upgraded is not None:
             self._upgraded.pause_writing()
         elif self._stream is not None and self._stream.cycle is not None:
@@ -189,6 +203,8 @@ class HTTPProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_deadline = 0.0
+        if self._sender is not None:
+            self._sender.resume_writing()
         if self._upgraded is not None:
             self._upgraded.resume_writing()
         elif self._stream is not None and self._stream.cycle is not None:
@@ -282,6 +298,74 @@ class HTTPProtocol(asyncio.Protocol):
     def write_body(self, stream: Stream, data: bytes, end: bool) -> None:
         if self._transport is not None:
             self.write_raw(self._conn.send_body(data, end=end))
+
+    def write_file(
+        self,
+        stream: Stream,
+        status: int,
+        headers: Headers,
+        body: FileBody,
+        sent: Callable[[int, bool], None],
+    ) -> None:
+        try:
+            has_body = self._file_head(status, headers, body)
+        except BaseException:
+            os.close(body.fd)
+            raise
+        if not has_body or not body.pieces or self._transport is None:
+            os.close(body.fd)
+            if self._transport is not None:
+                self.write_raw(self._conn.send_body(b"", end=True))
+            sent(0, self._transport is not None)
+            return
+        state = self._state
+        self._file_sent = sent
+        self._sender = FileSender(
+            self._transport,
+            body,
+            zero_copy=self._tls is None and state.config.static.sendfile,
+            offload=state.offload,
+            clock=lambda: state.clock.now,
+            on_done=self._file_over,
+        )
+        self._sender.start()
+
+    def _file_head(self, status: int, headers: Headers, body: FileBody) -> bool:
+        """Write a file response's head (with its Content-Length); whether a body follows.
+
+        Raises ResponseError before writing anything if the head is invalid.
+        """
+        if self._transport is None:
+            return False
+        length = body.length
+        declared = [v.strip() for n, v in headers if n.lower() == b"content-length"]
+        if not declared:
+            headers = [*headers, (b"content-length", b"%d" % length)]
+        elif declared != [b"%d" % length]:
+            raise ResponseError(f"Content-Length {declared!r} but the file body is {length} bytes")
+        state = self._state
+        data = self._conn.send_head(
+            status,
+            headers,
+            close=self._close_after or state.draining,
+            date_line=state.clock.date_line,
+            server_line=state.server_line,
+        )
+        has_body = self._conn.send_file_body(length)
+        self._transport.write(data)
+        return has_body
+
+    def _file_over(self, whole: bool) -> None:
+        sender, sent = self._sender, self._file_sent
+        if sender is None:
+            return
+        self._sender, self._file_sent = None, _nobody
+        if whole and self._transport is not None:
+            self.write_raw(self._conn.send_body(b"", end=True))
+        elif self._transport is not None:
+            self._conn.abandon()
+            self.abort()  # a file cut short: the client must not wait for the rest
+        sent(sender.sent_bytes, whole)
 
     def write_trailers(self, stream: Stream, trailers: Headers) -> None:
         if self._transport is not None:
@@ -384,6 +468,10 @@ class HTTPProtocol(asyncio.Protocol):
         """Called once a second by the worker's sweep."""
         if self._transport is None:
             return
+        sender = self._sender  # a file the client stopped taking?
+        write_s = self._state.config.timeouts.write_s
+        if sender is not None and sender.blocked_at and now - sender.blocked_at >= write_s:
+            self._write_deadline = now
         if self._write_deadline and now >= self._write_deadline:
             log.debug("client %s stopped reading; dropping it", self._peer.address)
             self._conn.abandon()

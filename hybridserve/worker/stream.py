@@ -9,10 +9,12 @@ deadline) and hands every byte to its ``Link``, the connection that frames and w
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Protocol
 
-from hybridserve.apps.types import Address, Cycle, TLSInfo
+from hybridserve.apps.types import Address, Cycle, FileBody, TLSInfo
 from hybridserve.sansio.events import Headers, Request
 from hybridserve.worker.access import Entry
 
@@ -31,6 +33,17 @@ class Link(Protocol):
         """Raises ResponseError for a head that cannot be sent."""
 
     def write_body(self, stream: Stream, data: bytes, end: bool) -> None: ...
+    def write_file(
+        self,
+        stream: Stream,
+        status: int,
+        headers: Headers,
+        body: FileBody,
+        sent: Callable[[int, bool], None],
+    ) -> None:
+        """A whole response with a file body; ``sent(body bytes, whole)`` once it is over.
+        Owns ``body.fd``; raises ResponseError (before writing) for a bad head."""
+
     def write_trailers(self, stream: Stream, trailers: Headers) -> None: ...
     def write_continue(self, stream: Stream) -> None: ...
     def abort_stream(self, stream: Stream) -> None: ...
@@ -118,6 +131,24 @@ class Stream:
         self._link.write_body(self, data, end)
         if end:
             self._finish()
+
+    def send_file(
+        self, status: int, headers: Headers, body: FileBody, done: Callable[[bool], None]
+    ) -> None:
+        if self.done:
+            os.close(body.fd)
+            done(False)
+            return
+        self.status = status
+        self.response_headers = headers
+
+        def sent(body_bytes: int, whole: bool) -> None:
+            self.body_bytes += body_bytes
+            if whole:
+                self._finish()
+            done(whole)
+
+        self._link.write_file(self, status, headers, body, sent)
 
     def send_trailers(self, trailers: Headers) -> None:
         if not self.done:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from hybridserve.apps.asgi import (
     build_scope,
     split_target,
 )
-from hybridserve.apps.types import Address, Message, Receive, Scope, Send, TLSInfo
+from hybridserve.apps.types import Address, FileBody, Message, Receive, Scope, Send, TLSInfo
 from hybridserve.errors import ClientDisconnected, ResponseError
 from hybridserve.sansio.events import Headers, Request
 from hybridserve.sansio.writer import header_line
@@ -46,6 +48,16 @@ class FakeChannel:
 
     def send_trailers(self, trailers: Headers) -> None:
         self.calls.append(("trailers", trailers))
+
+    def send_file(
+        self, status: int, headers: Headers, body: FileBody, done: Callable[[bool], None]
+    ) -> None:
+        data = b"".join(
+            p if isinstance(p, bytes) else os.pread(body.fd, p[1], p[0]) for p in body.pieces
+        )
+        os.close(body.fd)
+        self.calls.append(("file", status, data))
+        done(True)
 
     def send_continue(self) -> None:
         self.calls.append(("continue",))

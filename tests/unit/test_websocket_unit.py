@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 from wsproto.connection import Connection, ConnectionType
@@ -17,7 +18,16 @@ from wsproto.events import (
 from wsproto.extensions import Extension, PerMessageDeflate
 
 from hybridserve.apps.asgi import ASGIAdapter
-from hybridserve.apps.types import Address, ASGIApp, Message, Receive, Scope, Send, TLSInfo
+from hybridserve.apps.types import (
+    Address,
+    ASGIApp,
+    FileBody,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    TLSInfo,
+)
 from hybridserve.apps.websocket import CLOSED, CLOSING, OPEN, WebSocketSession
 from hybridserve.config import WebSocket as WebSocketSettings
 from hybridserve.errors import ProtocolError, ResponseError
@@ -159,6 +169,11 @@ class FakeChannel:
 
     def send_trailers(self, trailers: Headers) -> None:
         pass
+
+    def send_file(
+        self, status: int, headers: Headers, body: FileBody, done: Callable[[bool], None]
+    ) -> None:
+        raise AssertionError("a WebSocket session sends no file")
 
     def send_continue(self) -> None:
         pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from hybridserve.apps.threads import ThreadPool
-from hybridserve.apps.types import Address, Environ, StartResponse, TLSInfo, WSGIApp
+from hybridserve.apps.types import Address, Environ, FileBody, StartResponse, TLSInfo, WSGIApp
 from hybridserve.apps.wsgi import (
     INPUT_HIGH_BYTES,
     FileWrapper,
@@ -335,6 +336,16 @@ class RecordingChannel:
 
     def send_trailers(self, trailers: Headers) -> None:
         self.calls.append(("trailers", trailers))
+
+    def send_file(
+        self, status: int, headers: Headers, body: FileBody, done: Callable[[bool], None]
+    ) -> None:
+        data = b"".join(
+            p if isinstance(p, bytes) else os.pread(body.fd, p[1], p[0]) for p in body.pieces
+        )
+        os.close(body.fd)
+        self.calls.append(("file", status, data))
+        done(True)
 
     def send_continue(self) -> None:
         self.calls.append(("continue",))
