@@ -36,7 +36,7 @@ from hybridserve.master import identity, sockets
 from hybridserve.master.arbiter import Arbiter
 from hybridserve.master.succession import LAUNCH_DIR
 from hybridserve.sources import DEFAULT, SETTINGS, Loaded, Setting, load
-from hybridserve.worker import tls
+from hybridserve.worker import static, tls
 
 log = logging.getLogger("hybridserve.error")
 TOOLS = {"ctl": "hybridserve.ctl", "top": "hybridserve.top"}  # subcommands, by module
@@ -124,6 +124,7 @@ def _validate(config: Config) -> None:
         _check_pid_file(config)
         identity.resolve(config)  # resolved again by the Arbiter; checked here for exit 2
         tls.server_context(config.tls)  # built again in each worker; checked here
+        static.check_mounts(config.static, config.chdir)
     except ConfigError as exc:
         _usage_error(str(exc))
 

@@ -24,6 +24,7 @@ from hybridserve.worker.slots import (
     DURATION_BUCKETS_S,
     INTERFACE_NAMES,
     READY,
+    STATIC,
     Counters,
     Slots,
     SlotView,
@@ -62,6 +63,9 @@ class Totals:
         c = slot.counters
         for i, n in enumerate(c.status_classes):
             self.requests[slot.interface, i] += n
+        for i, n in enumerate(c.static_classes):
+            if n:
+                self.requests[STATIC, i] += n
         for i, n in enumerate(c.buckets):
             self.buckets[slot.interface, i] += n
         self.duration_sum_s[slot.interface] += c.duration_sum_s
@@ -76,6 +80,9 @@ def render(workers: list[WorkerSample], totals: Totals) -> str:
         c, iface = w.slot.counters, w.slot.interface
         for i, n in enumerate(c.status_classes):
             requests[iface, i] += n
+        for i, n in enumerate(c.static_classes):
+            if n:  # a worker without mounts adds no static series
+                requests[STATIC, i] += n
         for i, n in enumerate(c.buckets):
             buckets[iface, i] += n
         sums[iface] += c.duration_sum_s

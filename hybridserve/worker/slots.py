@@ -21,7 +21,7 @@ SLOT_BYTES = 4096
 # Request duration histogram bounds, in seconds (Prometheus ``le`` labels; +Inf follows).
 DURATION_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _N_BUCKETS = len(DURATION_BUCKETS_S) + 1
-_HEAD = struct.Struct(f"<dIIIIQQQQdIIdd5Q{_N_BUCKETS}Q")
+_HEAD = struct.Struct(f"<dIIIIQQQQdIIdd5Q{_N_BUCKETS}Q5Q")
 _LIVENESS = struct.Struct("<dII")  # the head's first fields: beat, pid, state
 _LOAD = struct.Struct("<iI")  # open connections, accepting (0/1)
 _LOAD_AT = 448
@@ -32,8 +32,8 @@ assert _HEAD.size <= _LOAD_AT and _LOAD_AT + _LOAD.size <= _MESSAGE_AT
 
 BOOTING, READY, DRAINING = 0, 1, 2
 STATE_NAMES = {BOOTING: "booting", READY: "ready", DRAINING: "draining"}
-WSGI, ASGI = 0, 1
-INTERFACE_NAMES = {WSGI: "wsgi", ASGI: "asgi"}
+WSGI, ASGI, STATIC = 0, 1, 2  # STATIC: --static mounts, counted apart from the app
+INTERFACE_NAMES = {WSGI: "wsgi", ASGI: "asgi", STATIC: "static"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,7 @@ class Counters:
     started: float = 0.0
     status_classes: tuple[int, ...] = (0,) * 5
     buckets: tuple[int, ...] = (0,) * _N_BUCKETS
+    static_classes: tuple[int, ...] = (0,) * 5  # static mount answers, not in status_classes
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,7 @@ class Slots:
             c.started,
             *c.status_classes,
             *c.buckets,
+            *c.static_classes,
         )
 
     def read(self, index: int) -> SlotView:
@@ -118,7 +120,8 @@ class Slots:
             duration_sum_s=v[12],
             started=v[13],
             status_classes=tuple(v[14:19]),
-            buckets=tuple(v[19:]),
+            buckets=tuple(v[19 : 19 + _N_BUCKETS]),
+            static_classes=tuple(v[19 + _N_BUCKETS :]),
         )
         return SlotView(v[0], v[1], v[2], v[3], v[4], counters)
 

@@ -21,7 +21,9 @@ from hybridserve.worker.access import AccessLog, Entry
 from hybridserve.worker.capacity import Capacity
 from hybridserve.worker.exposition import PROMETHEUS, StaticCycle
 from hybridserve.worker.proxy import TrustedProxies
+from hybridserve.worker.sendfile import Offload
 from hybridserve.worker.slots import DURATION_BUCKETS_S, Counters
+from hybridserve.worker.static import StaticFileCycle, StaticFiles
 from hybridserve.worker.stream import Stream
 
 METRICS_HEADERS = [(b"content-type", PROMETHEUS.encode())]
@@ -54,6 +56,7 @@ class Record:
         self.access_log = access_log
         self.requests = 0
         self.status_classes = [0] * 5  # 1xx .. 5xx
+        self.static_classes = [0] * 5  # the same, for static mount answers
         self.buckets = [0] * (len(DURATION_BUCKETS_S) + 1)
         self.duration_sum_s = 0.0
         self._max_requests = max_requests  # 0: never
@@ -61,7 +64,7 @@ class Record:
         self._quota_called = False
 
     def stream_finished(self, stream: Stream) -> None:
-        self._count(stream.entry())
+        self._count(stream.entry(), static=isinstance(stream.cycle, StaticFileCycle))
         self.requests += 1
         if self._max_requests and self.requests >= self._max_requests and not self._quota_called:
             self._quota_called = True
@@ -72,10 +75,10 @@ class Record:
         logged with what can be said of it, but not toward --max-requests."""
         self._count(Entry(request, client, status, body_bytes, 0.0, []))
 
-    def _count(self, entry: Entry) -> None:
+    def _count(self, entry: Entry, *, static: bool = False) -> None:
         status = entry.status
         if 100 <= status <= 599:
-            self.status_classes[status // 100 - 1] += 1
+            (self.static_classes if static else self.status_classes)[status // 100 - 1] += 1
         self.buckets[bisect_left(DURATION_BUCKETS_S, entry.duration_s)] += 1
         self.duration_sum_s += entry.duration_s
         if self.access_log is not None:
@@ -110,16 +113,21 @@ class WorkerState:
         self._metrics_path = path.encode("latin-1") if path else None
         self._render_metrics = render_metrics
         self.loop_lag_s = 0.0
+        self.offload = Offload(loop)  # blocking file calls; its threads start when needed
+        self.static = StaticFiles(config.static, self.offload) if config.static.mounts else None
 
     @property
     def draining(self) -> bool:
         return self.capacity.draining
 
     def new_cycle(self, request: Request, channel: Channel) -> Cycle:
-        """The worker's own answer for ``--metrics-path``; the app's adapter for the rest."""
+        """The worker's own answers (``--metrics-path``, ``--static`` mounts); the app's
+        adapter for the rest."""
         path = self._metrics_path
         if path is not None and request.target.partition(b"?")[0] == path:
             return StaticCycle(channel, 200, METRICS_HEADERS, self._render_metrics())
+        if self.static is not None and (cycle := self.static.cycle(request, channel)):
+            return cycle
         return self.adapter.new_cycle(request, channel)
 
     def counters(self, started: float) -> Counters:
@@ -136,6 +144,7 @@ class WorkerState:
             duration_sum_s=record.duration_sum_s,
             started=started,
             status_classes=tuple(record.status_classes),
+            static_classes=tuple(record.static_classes),
             buckets=tuple(record.buckets),
         )
 
