@@ -1,4 +1,5 @@
-"""ASGI 3 ``http`` on the event loop: one task per request, no threads.
+"""ASGI 3 ``http`` on the event loop: one task per request (pathsend opens its file in a
+thread; nothing else leaves the loop).
 
 ``receive`` hands out body chunks as the loop feeds them (reading pauses above
 ``INPUT_HIGH_BYTES`` queued); ``send`` writes through the channel and waits while the
@@ -11,22 +12,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import stat
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
 from hybridserve.apps.failure import fail_response
-from hybridserve.apps.types import ASGIApp, Channel, Cycle, Message, Scope, TLSInfo
+from hybridserve.apps.types import ASGIApp, Channel, Cycle, FileBody, Message, Scope, TLSInfo
 from hybridserve.errors import ClientDisconnected, ResponseError
 from hybridserve.sansio.events import Headers, Request
 
 log = logging.getLogger("hybridserve.error")
 
 INPUT_HIGH_BYTES = 256 * 1024
-PATHSEND_PIECE = 256 * 1024
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 DISCONNECT: Message = {"type": "http.disconnect"}
+
+
+def open_regular_file(path: str) -> tuple[int, int]:
+    """Open a regular file for sending (in a thread): its descriptor and size."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ResponseError(f"http.response.pathsend: {path!r} is not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st.st_size
 
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:
@@ -281,27 +295,24 @@ class HTTPCycle:
             self._drain = None
 
     async def _pathsend(self, path: str) -> None:
-        """``http.response.pathsend``: the file's bytes in pieces, with backpressure.
-
-        uvloop transports have no sendfile(2) path, so this is not zero-copy; reads run
-        in a thread so a slow disk never stalls the loop.
-        """
+        """``http.response.pathsend``: the file goes out through the channel, zero-copy
+        on plain TCP; opening and stat'ing it run in a thread, never on the loop."""
         if self._headers is None or self._head_sent:
             raise ResponseError("http.response.pathsend needs a fresh http.response.start")
         loop = self._channel.loop
-        with open(path, "rb") as fh:  # opening is instant; the reads go to a thread
-            size = os.fstat(fh.fileno()).st_size
-            if not any(name.lower() == b"content-length" for name, _ in self._headers):
-                self._headers.append((b"content-length", str(size).encode()))
-            trailers, self._trailers = self._trailers, False
-            sent = 0
-            while True:
-                piece = await loop.run_in_executor(None, fh.read, PATHSEND_PIECE)
-                sent += len(piece)
-                await self._send_body(piece, more=bool(piece) and sent < size)
-                if self._complete or self._gone:
-                    break
-            self._trailers = trailers
+        fd, size = await loop.run_in_executor(None, open_regular_file, path)
+        sent: asyncio.Future[bool] = loop.create_future()
+
+        def done(whole: bool) -> None:
+            if not sent.done():
+                sent.set_result(whole)
+
+        body = FileBody(fd, [(0, size)] if size else [])
+        self._channel.send_file(self._status, self._headers, body, done)  # raises before writing
+        self._head_sent = self._complete = True
+        self._trailers = False  # the file ends the response
+        self._wake()
+        await sent
 
     async def _run(self) -> None:
         adapter = self._adapter

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
+import stat
 import sys
 import threading
 import traceback
@@ -23,7 +25,7 @@ from urllib.parse import unquote_to_bytes
 
 from hybridserve.apps.failure import fail_response
 from hybridserve.apps.threads import LoopMailbox
-from hybridserve.apps.types import Address, Channel, Environ, TLSInfo, WSGIApp
+from hybridserve.apps.types import Address, Channel, Environ, FileBody, TLSInfo, WSGIApp
 from hybridserve.errors import ClientDisconnected, ResponseError
 from hybridserve.sansio.events import Headers, Request
 from hybridserve.sansio.writer import header_line
@@ -32,6 +34,10 @@ log = logging.getLogger("hybridserve.error")
 
 INPUT_HIGH_BYTES = 256 * 1024  # unread request body that pauses reading the socket
 OUTPUT_HIGH_BYTES = 256 * 1024  # response bytes queued for the loop before a thread waits
+
+
+def _no_wait(ok: bool) -> None:
+    """The app's thread has moved on; the worker finishes the response."""
 
 
 class Submitter(Protocol):
@@ -120,7 +126,11 @@ class WSGIInput:
 
 
 class FileWrapper:
-    """``wsgi.file_wrapper``: iterate a file in blocks and close it when done."""
+    """``wsgi.file_wrapper``: iterate a file in blocks and close it when done.
+
+    A wrapper around a regular file with a descriptor never gets iterated: the worker
+    sends the file from the descriptor, zero-copy on plain TCP (``WSGICycle._file_body``).
+    """
 
     def __init__(self, filelike: IO[bytes], blksize: int = 64 * 1024) -> None:
         self.filelike = filelike
@@ -468,7 +478,11 @@ class WSGICycle:
         result: Iterable[bytes] | None = None
         try:
             result = self._adapter.app(environ, self._start_response)
-            if isinstance(result, (list, tuple)):
+            body = self._file_body(result) if isinstance(result, FileWrapper) else None
+            if body is not None:
+                self._head_sent = True
+                self._post(self._deliver_file, body)
+            elif isinstance(result, (list, tuple)):
                 self._send(b"".join(result), end=True)
             else:
                 try:
@@ -492,6 +506,42 @@ class WSGICycle:
                     close()
                 except Exception:
                     log.exception("close() of the WSGI response iterable failed")
+
+    def _file_body(self, wrapper: FileWrapper) -> FileBody | None:
+        """The wrapped file as a FileBody of its own descriptor; None to iterate it instead.
+
+        The descriptor is duplicated, so the app may close its file as soon as this
+        returns; the thread is free while the loop sends the bytes.
+        """
+        if self._head_sent or self._headers is None:
+            return None
+        try:
+            fd = wrapper.filelike.fileno()
+            offset = wrapper.filelike.tell()
+            st = os.fstat(fd)
+        except (AttributeError, OSError, ValueError):  # not a real file (io.BytesIO, ...)
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        count = max(0, st.st_size - offset)
+        declared = [v for n, v in self._headers if n.lower() == b"content-length"]
+        if len(declared) == 1 and declared[0].strip().isdigit():
+            if int(declared[0]) > count:
+                return None  # iterating tells the app its length was wrong
+            count = int(declared[0])
+        return FileBody(os.dup(fd), [(offset, count)] if count else [])
+
+    def _deliver_file(self, body: FileBody) -> None:
+        """Loop thread: hand the file to the channel (which closes the descriptor)."""
+        if self._gone:
+            os.close(body.fd)
+            return
+        assert self._headers is not None
+        try:
+            self._channel.send_file(self._status, self._headers, body, _no_wait)
+        except ResponseError as exc:
+            log.error("WSGI app %r: %s", self._adapter.app, exc)
+            self._fail_on_loop(True)
 
     def _on_error(self, exc: Exception) -> None:
         if isinstance(exc, ResponseError):
