@@ -37,6 +37,7 @@ from harness import (
     socket_count,
 )
 from report import loadavg, write_report
+from static_scenarios import static_scenarios
 
 VBIN = BENCH_DIR / ".venv" / "bin"
 HYBRIDSERVE = BENCH_DIR.parent / ".venv" / "bin" / "hybridserve"
@@ -249,6 +250,7 @@ def scenarios() -> list[Scenario]:
             "uvicorn",
             [hybridserve("asgi"), uvicorn()],
         ),
+        *static_scenarios(str(HYBRIDSERVE), VBIN, PYPATH),
     ]
 
 

@@ -12,7 +12,7 @@ if [ ! -f "$STAMP" ] || [ setup.sh -nt "$STAMP" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
     # One package at a time so a peer that fails to install is skipped, not fatal.
     ok=1
-    for pkg in gunicorn 'uvicorn[standard]' httptools uvloop granian waitress hypercorn; do
+    for pkg in gunicorn 'uvicorn[standard]' httptools uvloop granian waitress hypercorn whitenoise; do
         .venv/bin/python -m pip install --quiet "$pkg" \
             || { ok=0; echo "setup.sh: could not install $pkg; run.py will skip it" >&2; }
     done
@@ -27,3 +27,12 @@ if ! command -v wrk >/dev/null 2>&1; then
     fi
 fi
 command -v wrk >/dev/null || { echo "setup.sh: wrk is required" >&2; exit 1; }
+
+# nginx for the static file scenarios (skipped by run.py when missing).
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get install -y -qq nginx-light >/dev/null || echo "setup.sh: no nginx" >&2
+    else
+        sudo apt-get install -y -qq nginx-light >/dev/null || echo "setup.sh: no nginx" >&2
+    fi
+fi
