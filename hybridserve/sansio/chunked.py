@@ -26,6 +26,7 @@ _SIZE_LINE = re.compile(
     + _QUOTED
     + rb"))?)*)\r\n\Z"
 )
+_PLAIN_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,15})\r\n")  # most size lines: no extension
 _FIELD_LINE = re.compile(_TOKEN + rb":[\t\x20-\x7e\x80-\xff]*\r\n\Z")
 SIZE, DATA, DATA_END, TRAILER, DONE = range(5)
 
@@ -70,7 +71,14 @@ class ChunkedBody:
                 if not self._left:
                     out.append(b"\r\n")
                     self._state = SIZE
-            else:
+            elif self._line or (plain := _PLAIN_SIZE_LINE.match(data, at)) is None:
+                at = self._take_line(data, at, out)
+            elif state == SIZE:
+                self._left = int(plain.group(1), 16)
+                out.append(plain.group())
+                at = plain.end()
+                self._state = DATA if self._left else TRAILER
+            else:  # a trailer line can't look like a size line: let _take_line say so
                 at = self._take_line(data, at, out)
         return b"".join(out), at
 

@@ -128,7 +128,7 @@ class ServerConnection:
         longer than its limit is refused before it ends, so it costs no more than that.
         """
         head = self._head + data if self._head else data
-        if head[:1] == b"\r":
+        if head.startswith(b"\r"):
             stripped = head.lstrip(b"\r\n")
             pairs = (len(head) - len(stripped)) // 2
             if head[: 2 * pairs] == b"\r\n" * pairs:
@@ -140,7 +140,7 @@ class ServerConnection:
                 self._head = head
                 return b""
             self._head = b""
-            judged = check_head(head[: end + 2], self._limits)
+            judged = check_head(head, end + 2, self._limits)
         except ProtocolError:
             self._seen = head
             raise
@@ -153,7 +153,11 @@ class ServerConnection:
             self._chunks = ChunkedBody(limits.max_header_field_bytes, limits.max_head_bytes)
         else:
             self._body_left = judged.body
-        return judged.data + b"\r\n" + self._take_body(head[end + 4 :])
+        rest = head[end + 4 :]
+        body = self._take_body(rest)
+        if judged.data is None and body is rest:  # the read was this request and no more
+            return head
+        return (head[: end + 4] if judged.data is None else judged.data) + body
 
     def _take_body(self, data: bytes) -> bytes:
         """The part of ``data`` that is this request's body; the rest waits its turn."""

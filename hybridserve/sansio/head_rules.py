@@ -25,6 +25,9 @@ _MAYBE_FRAMING = re.compile(rb"(?i)\n(?:content-length|transfer-encoding)")
 _FRAMING = re.compile(rb"\r\n(content-length|transfer-encoding)[ \t]*:([^\r\n]*)")
 _REG_NAME = rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*"
 _IP_LITERAL = rb"\[(?:[0-9A-Fa-f:.]+|[vV][0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]"
+_PLAIN_HOST_BYTES = (
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:"
+)
 _HOST = re.compile(rb"(" + _IP_LITERAL + rb"|" + _REG_NAME + rb")(?::[0-9]*)?\Z")
 _ABSOLUTE = re.compile(rb"([A-Za-z][A-Za-z0-9+\-.]*)://([^/?#]*)([/?][^#]*)?\Z")
 _BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
@@ -41,7 +44,7 @@ LLHTTP_METHODS = frozenset(
 class Head:
     """A head that passed the rules: the bytes for the backend and what we read of it."""
 
-    data: bytes  # from the request line to the final CRLF, maybe rewritten
+    data: bytes | None  # the whole head, rewritten for the backend; None: as it came
     method: bytes
     body: int  # CHUNKED, or the Content-Length (0: none)
     rewritten_method: bool  # the backend saw GET instead of ``method``
@@ -58,6 +61,9 @@ def request_line(head: bytes) -> tuple[bytes, bytes, bytes] | None:
 
 def valid_host(value: bytes) -> bool:
     """``uri-host [":" port]`` (RFC 9110 §7.2, RFC 3986 §3.2.2); empty is allowed."""
+    if not value.translate(None, _PLAIN_HOST_BYTES):  # a reg-name, maybe a port: most hosts
+        port = value.partition(b":")[2]
+        return not port or port.isdigit()
     match = _HOST.match(value)
     if match is None:
         return False
@@ -114,33 +120,38 @@ def check_partial(head: bytes, limits: Limits) -> None:
         raise ProtocolError("request head too large", 431)
 
 
-def check_head(head: bytes, limits: Limits) -> Head:
-    """Judge a whole head (ending in its last field's CRLF, or the request line's)."""
+def check_head(head: bytes, stop: int, limits: Limits) -> Head:
+    """Judge the whole head ``head[:stop]`` (it ends in its last CRLF, before the empty
+    line); the request line is matched and scanned in place, with no copy."""
     line_end = head.find(b"\r\n")
     if line_end > limits.max_request_line_bytes:
         raise ProtocolError("request line too long", 414)
-    if len(head) - 2 > limits.max_head_bytes:
+    if stop - 2 > limits.max_head_bytes:
         raise ProtocolError("request head too large", 431)
-    line = _REQUEST_LINE.match(head)
+    line = _REQUEST_LINE.match(head, 0, stop)
     if line is None:
         raise ProtocolError("malformed request line", 400)
-    if head.count(b"\n") != head.count(b"\r\n"):
+    if head.count(b"\n", 0, stop) != head.count(b"\r\n", 0, stop):
         raise ProtocolError("bare LF in the request head", 400)
-    if head.find(b"\n ") >= 0 or head.find(b"\n\t") >= 0:
+    if head.find(b"\n ", 0, stop) >= 0 or head.find(b"\n\t", 0, stop) >= 0:
         raise ProtocolError("obs-fold in the request head", 400)
     method, target, major, minor = line.groups()
     if major != b"1":  # RFC 9112 §2.3: 2.0 and up are for other connections
         raise ProtocolError("HTTP version not supported", 505)
-    check_target(method, target)
+    if target[0] != 47 or b"#" in target or b"%" in target or method == b"CONNECT":
+        check_target(method, target)  # all but the plainest origin-form ("/...")
     rewrite_method = method not in LLHTTP_METHODS
+    data = None
     if rewrite_method or minor > b"1":  # HTTP/1.2+ is processed as HTTP/1.1
         version = b"1.0" if minor == b"0" else b"1.1"
-        head = b"GET " + target + b" HTTP/" + version + head[line.end() - 2 :]
+        data = b"GET " + target + b" HTTP/" + version + head[line.end() - 2 : stop] + b"\r\n"
     body = 0
     # Framing fields in any letter case; most heads have neither, so look cheaply first.
-    if _MAYBE_FRAMING.search(head) is not None:
-        body, head = _framing(head, minor == b"0")
-    return Head(head, method, body, rewrite_method)
+    if _MAYBE_FRAMING.search(head, 0, stop) is not None:
+        whole = data if data is not None else head[: stop + 2]
+        body, framed = _framing(whole, minor == b"0")
+        data = framed if framed is not whole else data
+    return Head(data, method, body, rewrite_method)
 
 
 def _framing(head: bytes, http10: bool) -> tuple[int, bytes]:
