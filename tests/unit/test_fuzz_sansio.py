@@ -23,6 +23,10 @@ VALID = [
     b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
     b"GET /x HTTP/1.0\r\n\r\n",
     b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+    # Issue #11's shapes: what one backend alone used to get wrong.
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: , chunked\r\n\r\n"
+    b'3 ; x = "y"\r\nabc\r\n0\r\n\r\n',
+    b"\r\nFROB http://a:80/p?q HTTP/1.2\r\nHost: [::1]:80\r\nX-A: b \t\r\n\r\n",
 ]
 
 
@@ -91,6 +95,26 @@ def test_split_points_never_change_the_result(
     assert split_status == whole_status
     if whole_status is None:  # after an error, how much was seen first depends on the cut
         assert split == whole
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    base=st.sampled_from(VALID),
+    extra=st.sampled_from(VALID),
+    edits=mutations,
+    cuts=st.lists(st.integers(0, 500), max_size=6),
+)
+def test_backends_agree_on_any_mutation(
+    base: bytes, extra: bytes, edits: list[tuple[int, bytes]], cuts: list[int]
+) -> None:
+    """Issue #11 (10): the same bytes, however cut, give the same events and the same
+    refusal on both backends."""
+    data = mutate(base + extra, edits)
+    h11 = feed("h11", data, cuts)
+    fast = feed("httptools", data, cuts)
+    assert h11[1] == fast[1]
+    if h11[1] is None:
+        assert h11[0] == fast[0]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
