@@ -47,7 +47,7 @@ test: lint typecheck pytest
 
 # Side-by-side benchmark against the peers (their own virtualenv, wrk from Debian); writes
 # bench/RESULTS.md. Loopback only, bounded to about 15 minutes.
-bench: $(STAMP)
+bench: $(STAMP) system-deps  # nginx for the balance shape behind a proxy
 	bash bench/setup.sh
 	bench/.venv/bin/python bench/run.py $(BENCH_ARGS)
 

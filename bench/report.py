@@ -151,8 +151,9 @@ def write_report(
         f"bench/run.py`); this run: `{shlex.join(['bench/run.py', *sys.argv[1:]])}`",
         "",
         "Method: all traffic on 127.0.0.1; the load generator shares the 2 cores with the "
-        "server. Each round runs every server of a scenario in turn (the order rotates per "
-        "round), starting a fresh server for each run and waiting until `GET /` answers. "
+        "server, except in the pinned scenarios (server under `taskset -c 0`, its workers "
+        "inheriting it, and wrk under `taskset -c 1`: one core each). Each round runs every "
+        "server of a scenario in turn (the order rotates per round), starting a fresh server for each run and waiting until `GET /` answers. "
         "Figures are medians over rounds. Each `x PEER` column is that server's figure divided by "
         "the peer's in the same round, median over rounds (req/s: higher is better; latency, "
         "CPU and memory: lower is better). CPU µs/req is utime+stime of the server's whole "
