@@ -12,6 +12,7 @@ import time
 
 from hybridserve.worker.balance import DEFER_S, Share
 from hybridserve.worker.capacity import FRESH_GRACE_S
+from hybridserve.worker.http1 import H1Session
 from hybridserve.worker.preface import Preface, read_proxy_header
 from hybridserve.worker.protocol import HTTPProtocol
 from hybridserve.worker.state import WorkerState
@@ -173,7 +174,7 @@ class Acceptor:
         preface: Preface | None = None
 
         def factory() -> HTTPProtocol:
-            protocol = HTTPProtocol(self._state, server_tls, preface)
+            protocol = HTTPProtocol(self._state, H1Session, server_tls, preface)
             made.append(protocol)
             return protocol
 
