@@ -51,6 +51,7 @@ class H1Session:
         self._stream: Stream | None = None
         self._started = False  # the current stream's cycle has been started
         self._upgraded: WebSocketSession | None = None  # owns the connection after a 101
+        self._closed = False
         self._deadline = Deadline.IDLE
         self._deadline_at = state.clock.now + self._timeouts.keep_alive_s
 
@@ -157,7 +158,7 @@ class H1Session:
     def _reject(self, exc: ProtocolError) -> None:
         """The one place a refusal becomes a response (if none has begun); then close."""
         log.debug("bad request from %s: %s (%d)", self._wire.peer.address, exc, exc.status)
-        if not self._wire.open:
+        if not self._open:
             return
         if not self._conn.response_started:
             state, message = self._state, str(exc)
@@ -168,7 +169,14 @@ class H1Session:
                 state.record.refused(request, self._wire.peer.address, exc.status, len(message) + 1)
         self._close()
 
+    @property
+    def _open(self) -> bool:
+        """Whether a stream may still write: not once the session chose to close (the
+        transport is gone only later, and a thread may still deliver bytes until then)."""
+        return self._wire.open and not self._closed
+
     def _close(self) -> None:
+        self._closed = True
         self._conn.abandon()
         self._wire.close()
 
@@ -176,7 +184,7 @@ class H1Session:
     def write_head(
         self, stream: Stream, status: int, headers: Headers, body: bytes, end: bool
     ) -> None:
-        if self._wire.open:
+        if self._open:
             state = self._state
             data = self._conn.send_head(
                 status,
@@ -190,7 +198,7 @@ class H1Session:
             self._wire.write(data)
 
     def write_body(self, stream: Stream, data: bytes, end: bool) -> None:
-        if self._wire.open:
+        if self._open:
             self._wire.write(self._conn.send_body(data, end=end))
 
     def write_file(
@@ -206,10 +214,10 @@ class H1Session:
         except BaseException:
             os.close(body.fd)
             raise
-        if not has_body or not body.pieces or not self._wire.open:
+        if not has_body or not body.pieces or not self._open:
             os.close(body.fd)
             self.write_body(stream, b"", True)
-            sent(0, self._wire.open)
+            sent(0, self._open)
             return
 
         def over(body_bytes: int, whole: bool) -> None:
@@ -227,7 +235,7 @@ class H1Session:
 
         Raises ResponseError before writing anything if the head is invalid.
         """
-        if not self._wire.open:
+        if not self._open:
             return False
         length = body.length
         declared = [v.strip() for n, v in headers if n.lower() == b"content-length"]
@@ -248,11 +256,11 @@ class H1Session:
         return has_body
 
     def write_trailers(self, stream: Stream, trailers: Headers) -> None:
-        if self._wire.open:
+        if self._open:
             self._wire.write(self._conn.send_trailers(trailers))
 
     def write_continue(self, stream: Stream) -> None:
-        if self._wire.open:
+        if self._open:
             self._wire.write(self._conn.continue_bytes())
 
     def abort_stream(self, stream: Stream) -> None:
@@ -273,7 +281,7 @@ class H1Session:
         self._started = False
         self._capacity.stream_finished()
         self._state.record.stream_finished(stream)
-        if self._wire.open:
+        if self._open:
             self._next()
         self._capacity.room_changed()
 

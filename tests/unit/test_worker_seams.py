@@ -7,7 +7,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from hybridserve.apps.types import Channel, Cycle
-from hybridserve.config import Config
+from hybridserve.config import Config, Timeouts
 from hybridserve.sansio.events import Request
 from hybridserve.worker.capacity import FRESH_GRACE_S, Capacity
 from hybridserve.worker.http1 import H1Session
@@ -254,3 +254,13 @@ async def test_a_handed_over_connection_says_close_on_its_next_response() -> Non
     assert not r.protocol.hand_over()  # once is enough
     r.adapter.cycles[0].answer()
     assert b"Connection: close\r\n" in r.transport.written and r.transport.closed
+
+
+async def test_an_answer_after_the_request_timed_out_writes_nothing_and_raises_nothing() -> None:
+    r = rig(timeouts=Timeouts(request_s=5))
+    r.protocol.data_received(GET % b"a")
+    r.protocol.check_deadline(r.state.clock.now + 5)  # --request-timeout: 503, then close
+    assert r.transport.written.startswith(b"HTTP/1.1 503 ") and r.transport.closed
+    written = bytes(r.transport.written)
+    r.adapter.cycles[0].answer()  # a thread delivers its answer before connection_lost
+    assert bytes(r.transport.written) == written
