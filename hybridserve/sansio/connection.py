@@ -35,6 +35,15 @@ def _connection_tokens(value: bytes) -> set[bytes]:
     return {token.strip().lower() for token in value.split(b",")}
 
 
+def _authority_is_host(request: Request) -> None:
+    """RFC 9112 §3.2.2: with an absolute-form target, its authority is the host, whatever
+    the Host field says; the app reads the host from the Host field, so that is rewritten."""
+    authority = request.target.split(b"://", 1)[1].partition(b"/")[0].partition(b"?")[0]
+    request.headers = [
+        (name, authority if name == b"host" else value) for name, value in request.headers
+    ]
+
+
 class ServerConnection:
     """HTTP/1.1 server side of one connection: limits, keep-alive, pipelining, framing.
 
@@ -226,6 +235,8 @@ class ServerConnection:
             raise ProtocolError("exactly one Host header is required", 400)
         if host and not valid_host(host):  # RFC 9110 §7.2: uri-host [":" port]
             raise ProtocolError("invalid Host header", 400)
+        if request.target[:1] != b"/" and b"://" in request.target:
+            _authority_is_host(request)
         if request.upgrade is not None:
             request.upgrade = next(
                 (v.strip().lower() for n, v in request.headers if n == b"upgrade"), None

@@ -88,9 +88,16 @@ TARGETS = [
     Case("absolute-form https", T_ABS, line("GET https://t/echo?q=1 HTTP/1.1"), (200,)),
     Case("absolute-form upper-case scheme", T_ABS, line("GET HTTP://t/echo HTTP/1.1"), (200,)),
     Case(
-        "absolute-form host differs from Host",
+        "absolute-form authority wins over Host",
         T_ABS,
-        line("GET http://other.example/echo HTTP/1.1"),
+        line("GET http://other.example:8080/echo?q HTTP/1.1"),
+        (200,),
+        header=("host", "other.example:8080"),
+    ),
+    Case(
+        "absolute-form without a path",
+        T_ABS,
+        line("GET http://other.example?q=1 HTTP/1.1"),
         (200,),
     ),
     Case(
