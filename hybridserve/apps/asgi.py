@@ -22,11 +22,13 @@ from hybridserve.apps.failure import fail_response
 from hybridserve.apps.types import ASGIApp, Channel, Cycle, FileBody, Message, Scope, TLSInfo
 from hybridserve.errors import ClientDisconnected, ResponseError
 from hybridserve.sansio.events import Headers, Request
+from hybridserve.sansio.websocket import Handshake
 
 log = logging.getLogger("hybridserve.error")
 
 INPUT_HIGH_BYTES = 256 * 1024
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+WEBSOCKET_ASGI_VERSION = {"version": "3.0", "spec_version": "2.5"}  # 2.5: disconnect ``reason``
 DISCONNECT: Message = {"type": "http.disconnect"}
 
 
@@ -78,6 +80,23 @@ def build_scope(request: Request, channel: Channel, root_path: str, state: dict[
         "state": state.copy(),
         "extensions": extensions,
     }
+
+
+def build_websocket_scope(
+    request: Request, channel: Channel, handshake: Handshake, adapter: ASGIAdapter
+) -> Scope:
+    """The ``websocket`` scope: the ``http`` one's paths and headers, ws/wss, subprotocols."""
+    scope = build_scope(request, channel, adapter.root_path, adapter.state)
+    del scope["method"]
+    scope["type"] = "websocket"
+    scope["asgi"] = dict(WEBSOCKET_ASGI_VERSION)
+    scope["scheme"] = "wss" if channel.scheme == "https" else "ws"
+    scope["subprotocols"] = list(handshake.subprotocols)
+    extensions: dict[str, object] = {"websocket.http.response": {}}
+    if "tls" in scope["extensions"]:
+        extensions["tls"] = scope["extensions"]["tls"]
+    scope["extensions"] = extensions
+    return scope
 
 
 def tls_extension(tls: TLSInfo) -> dict[str, Any]:

@@ -28,9 +28,9 @@ from typing import Protocol, runtime_checkable
 
 from wsproto.extensions import Extension
 
-from hybridserve.apps.asgi import ASGIAdapter, build_scope
+from hybridserve.apps.asgi import ASGIAdapter, build_websocket_scope
 from hybridserve.apps.failure import fail_response
-from hybridserve.apps.types import Channel, Cycle, Message, Scope
+from hybridserve.apps.types import Channel, Cycle, Message
 from hybridserve.config import WebSocket as WebSocketSettings
 from hybridserve.errors import ClientDisconnected, ProtocolError, ResponseError
 from hybridserve.sansio.events import Headers, Request
@@ -50,7 +50,6 @@ from hybridserve.sansio.websocket import (
 
 log = logging.getLogger("hybridserve.error")
 
-ASGI_VERSION = {"version": "3.0", "spec_version": "2.5"}  # 2.5: ``reason`` in disconnect
 INPUT_HIGH_BYTES = 256 * 1024  # messages queued for the app above this pause reading
 CLOSE_TIMEOUT_S = 10.0  # wait this long for the peer's Close (websockets' close_timeout)
 FROM_NEXT_CHECK = -1.0  # a deadline counted from the sweep's next ``now``
@@ -59,23 +58,6 @@ TEXT_HEADERS: Headers = [(b"content-type", b"text/plain; charset=utf-8"), CLOSE_
 
 NORMAL, GOING_AWAY, ABNORMAL, TOO_BIG, INTERNAL_ERROR = 1000, 1001, 1006, 1009, 1011
 CONNECTING, RESPONDING, OPEN, CLOSING, CLOSED = range(5)
-
-
-def build_websocket_scope(
-    request: Request, channel: Channel, handshake: Handshake, adapter: ASGIAdapter
-) -> Scope:
-    """The ``websocket`` scope: the ``http`` one's paths and headers, ws/wss, subprotocols."""
-    scope = build_scope(request, channel, adapter.root_path, adapter.state)
-    del scope["method"]
-    scope["type"] = "websocket"
-    scope["asgi"] = dict(ASGI_VERSION)
-    scope["scheme"] = "wss" if channel.scheme == "https" else "ws"
-    scope["subprotocols"] = list(handshake.subprotocols)
-    extensions: dict[str, object] = {"websocket.http.response": {}}
-    if "tls" in scope["extensions"]:
-        extensions["tls"] = scope["extensions"]["tls"]
-    scope["extensions"] = extensions
-    return scope
 
 
 # -- the session ------------------------------------------------------------------

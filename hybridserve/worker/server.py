@@ -151,6 +151,22 @@ class Worker:
             except AppLoadError as exc:
                 self.slots.set_message(self.index, str(exc))
                 return EXIT_APP_LOAD
+        acceptor = self._start_serving(loop, state)
+        immediate = await self._stop
+        acceptor.stop()
+        self._slot_state = DRAINING
+        self._beat()
+        if not immediate:
+            await self._drain(state, acceptor)
+        for conn in list(state.capacity.connections):
+            conn.abort()
+        if self.lifespan is not None and not immediate:
+            await self.lifespan.shutdown(self.config.timeouts.graceful_s)
+        self._beat()  # the final counters, for the master's totals
+        return EXIT_OK
+
+    def _start_serving(self, loop: asyncio.AbstractEventLoop, state: WorkerState) -> Acceptor:
+        """Signals, then accepting, then READY in the slot: the order the master relies on."""
         loop.add_signal_handler(signal.SIGTERM, self.stop, False)
         loop.add_signal_handler(signal.SIGINT, self._interrupt)
         loop.add_signal_handler(signal.SIGQUIT, self.stop, True)
@@ -171,18 +187,7 @@ class Worker:
             loop_name,
             state.http_backend,
         )
-        immediate = await self._stop
-        acceptor.stop()
-        self._slot_state = DRAINING
-        self._beat()
-        if not immediate:
-            await self._drain(state, acceptor)
-        for conn in list(state.capacity.connections):
-            conn.abort()
-        if self.lifespan is not None and not immediate:
-            await self.lifespan.shutdown(self.config.timeouts.graceful_s)
-        self._beat()  # the final counters, for the master's totals
-        return EXIT_OK
+        return acceptor
 
     async def _drain(self, state: WorkerState, acceptor: Acceptor) -> None:
         """Finish what we have; then serve what waits in the backlog, until none does.
@@ -337,6 +342,10 @@ def run(
         master_pid=master_pid,
     )
     worker.early_stops = termed  # the same list: a TERM during lifespan startup lands too
+    return _run_loop(config, worker)
+
+
+def _run_loop(config: Config, worker: Worker) -> int:
     try:
         with asyncio.Runner(loop_factory=loop_factory(config.loop)) as runner:
             return runner.run(worker.serve())

@@ -7,8 +7,8 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from hybridserve.apps.asgi import tls_extension
+from hybridserve.apps.environ import ssl_variables
 from hybridserve.apps.types import TLSInfo
-from hybridserve.apps.wsgi import ssl_variables
 from hybridserve.worker.tls import Subject, rfc4514
 
 OIDS = {

@@ -14,15 +14,10 @@ from typing import Any
 
 import pytest
 
+from hybridserve.apps.environ import INPUT_HIGH_BYTES, FileWrapper, WSGIInput, build_environ
 from hybridserve.apps.threads import ThreadPool
 from hybridserve.apps.types import Address, Environ, FileBody, StartResponse, TLSInfo, WSGIApp
-from hybridserve.apps.wsgi import (
-    INPUT_HIGH_BYTES,
-    FileWrapper,
-    WSGIAdapter,
-    WSGIInput,
-    build_environ,
-)
+from hybridserve.apps.wsgi import WSGIAdapter
 from hybridserve.config import Limits
 from hybridserve.errors import ClientDisconnected
 from hybridserve.sansio.connection import ServerConnection
