@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import formatdate, mktime_tz, parsedate_tz
+from functools import lru_cache
 from itertools import pairwise
 
 from hybridserve.sansio.events import Headers
@@ -36,20 +37,17 @@ class Representation:
     mtime_ns: int
     content_type: bytes
     encoding: str | None = None  # "br" or "gzip" for a sibling
+    etag: bytes = field(init=False)  # strong: changes with every write to size or mtime
+    modified_s: int = field(init=False)
+    last_modified: bytes = field(init=False)
 
-    @property
-    def etag(self) -> bytes:
-        """Strong: it changes with every write that changes the size or mtime."""
+    def __post_init__(self) -> None:
         tag = b'"%x-%x' % (self.mtime_ns, self.size)
-        return tag + (b"-" + self.encoding.encode() if self.encoding else b"") + b'"'
-
-    @property
-    def modified_s(self) -> int:
-        return self.mtime_ns // 1_000_000_000
-
-    @property
-    def last_modified(self) -> bytes:
-        return formatdate(self.modified_s, usegmt=True).encode("ascii")
+        tag += (b"-" + self.encoding.encode() if self.encoding else b"") + b'"'
+        object.__setattr__(self, "etag", tag)
+        modified_s = self.mtime_ns // 1_000_000_000
+        object.__setattr__(self, "modified_s", modified_s)
+        object.__setattr__(self, "last_modified", _imf_date(modified_s))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +61,12 @@ class Plan:
     @property
     def length(self) -> int:
         return sum(len(p) if isinstance(p, bytes) else p[1] for p in self.pieces)
+
+
+@lru_cache(maxsize=1024)
+def _imf_date(seconds: int) -> bytes:
+    """The IMF-fixdate of a modification time; files share few, and formatdate is slow."""
+    return formatdate(seconds, usegmt=True).encode("ascii")
 
 
 def http_date(value: bytes) -> int | None:

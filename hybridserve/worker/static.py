@@ -117,7 +117,9 @@ def lookup(found: Found, accept_encoding: bytes | None, index: bool) -> Lookup:
         return Missing(404)
     kind = content_type(path).encode("latin-1")
     rep = Representation(st.st_size, st.st_mtime_ns, kind)
-    if not compressible(kind.decode("latin-1")):
+    if accept_encoding is None or not compressible(kind.decode("latin-1")):
+        # No Accept-Encoding: the plain file, and no sibling lookups. Without Vary a
+        # shared cache may keep it for everyone, which is safe (it is always decodable).
         return _inline(Opened(fd, rep, vary=False))
     siblings = tuple(c for c in CODINGS if os.path.isfile(path + SUFFIXES[c].encode()))
     coding = choose_coding(accept_encoding, siblings)

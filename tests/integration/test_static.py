@@ -76,7 +76,7 @@ def fetch(server: Server, target: str, headers: str = "", method: str = "GET") -
 
 
 def test_a_file_is_served_with_its_type_and_validators(server: Server) -> None:
-    response = fetch(server, "/static/css/app.css")
+    response = fetch(server, "/static/css/app.css", "Accept-Encoding: identity\r\n")
     assert response.status_code == 200
     assert response.content == TEXT
     assert response.headers["content-type"] == "text/css; charset=utf-8"
@@ -85,6 +85,8 @@ def test_a_file_is_served_with_its_type_and_validators(server: Server) -> None:
     assert response.headers["last-modified"].endswith(" GMT")
     assert response.headers["accept-ranges"] == "bytes"
     assert response.headers["vary"] == "Accept-Encoding"  # it has siblings
+    # No Accept-Encoding: the plain file without a look for siblings, so without Vary.
+    assert "vary" not in fetch(server, "/static/css/app.css").headers
     assert "content-encoding" not in response.headers
     binary = httpx.get(server.url + "/static/data.bin")
     assert binary.headers["content-type"] == "application/octet-stream"
