@@ -52,6 +52,7 @@ class Capacity:
         self._on_load = on_load  # ``open`` changed: the siblings see it (worker/balance.py)
         self.connections: set[Connection] = set()
         self.in_flight = 0  # streams running in an app
+        self.light = 0  # of those, answered by the worker itself (static files): no thread
         self.fresh = 0  # accepted, no request yet (some not even a protocol yet)
         self.open = 0  # accepted and not yet closed, set up or not: the load siblings see
         self.silent = 0  # accepted, nothing received yet
@@ -101,6 +102,14 @@ class Capacity:
     def stream_finished(self) -> None:
         self.in_flight -= 1
 
+    def stream_lightened(self) -> None:
+        """The stream just started needs no thread or app slot (a static file): a slow
+        reader of one must not close the worker's accept. ``light_finished`` ends it."""
+        self.light += 1
+
+    def light_finished(self) -> None:
+        self.light -= 1
+
     def threads_lost(self, lost: int) -> None:
         """WSGI threads written off (or given back): they can't take streams meanwhile."""
         self.lost_threads = lost
@@ -115,7 +124,8 @@ class Capacity:
             return 0
         room = UNLIMITED
         if self.streams_limit:
-            room = self.streams_limit - self.lost_threads - self.in_flight - self._young_fresh()
+            heavy = self.in_flight - self.light
+            room = self.streams_limit - self.lost_threads - heavy - self._young_fresh()
         if self.connections_limit:
             room = min(room, self.connections_limit - len(self.connections) - self.fresh)
         return room
@@ -139,5 +149,6 @@ class Capacity:
 
     def busy_threads(self) -> tuple[int, int]:
         """(busy, queued): streams a WSGI worker runs on threads, and those waiting for one."""
-        busy = min(self.in_flight, self.streams_limit) if self.streams_limit else self.in_flight
-        return busy, self.in_flight - busy
+        heavy = self.in_flight - self.light
+        busy = min(heavy, self.streams_limit) if self.streams_limit else heavy
+        return busy, heavy - busy

@@ -126,7 +126,10 @@ class WorkerState:
         path = self._metrics_path
         if path is not None and request.target.partition(b"?")[0] == path:
             return StaticCycle(channel, 200, METRICS_HEADERS, self._render_metrics())
-        if self.static is not None and (cycle := self.static.cycle(request, channel)):
+        if self.static is not None and (
+            cycle := self.static.cycle(request, channel, self.capacity.light_finished)
+        ):
+            self.capacity.stream_lightened()
             return cycle
         return self.adapter.new_cycle(request, channel)
 

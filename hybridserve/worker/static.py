@@ -162,27 +162,40 @@ class StaticFiles:
         max_age = config.max_age_s
         self.cache_control = b"public, max-age=%d" % max_age if max_age else b"no-cache"
 
-    def cycle(self, request: Request, channel: Channel) -> StaticFileCycle | None:
-        """The cycle for a request under a mount; None for the app's requests."""
+    def cycle(
+        self, request: Request, channel: Channel, on_end: Callable[[], None]
+    ) -> StaticFileCycle | None:
+        """The cycle for a request under a mount (``on_end`` runs once when it is over);
+        None for the app's requests."""
         found = self.mounts.match(request.target)
-        return None if found is None else StaticFileCycle(self, request, channel, found)
-
-
-def _ignore(ok: bool) -> None:
-    """Nothing waits for a static response: the protocol finishes it."""
+        if found is None:
+            return None
+        return StaticFileCycle(self, request, channel, found, on_end)
 
 
 class StaticFileCycle:
     """One request under a mount: look up in a thread, then answer on the loop."""
 
     def __init__(
-        self, files: StaticFiles, request: Request, channel: Channel, found: Found | Refused
+        self,
+        files: StaticFiles,
+        request: Request,
+        channel: Channel,
+        found: Found | Refused,
+        on_end: Callable[[], None],
     ) -> None:
         self._files = files
         self._request = request
         self._channel = channel
         self._found = found
         self._gone = False
+        self._on_end: Callable[[], None] | None = on_end
+
+    def _end(self, whole: bool = True) -> None:
+        """The response is over (sent, cut short, or the client left): say so once."""
+        on_end, self._on_end = self._on_end, None
+        if on_end is not None:
+            on_end()
 
     def start(self) -> None:
         found, method = self._found, self._request.method
@@ -223,21 +236,26 @@ class StaticFileCycle:
             boundary=lambda: secrets.token_hex(12).encode(),
         )
         data, pieces = opened.data, answer.pieces
+        if data is None and any(isinstance(piece, tuple) for piece in pieces):
+            body = FileBody(opened.fd, pieces)
+            self._channel.send_file(answer.status, answer.headers, body, self._end)
+            return
         if data is not None:  # a small file, read with its lookup
             parts = [p if isinstance(p, bytes) else data[p[0] : p[0] + p[1]] for p in pieces]
-            self._channel.send_head(answer.status, answer.headers, b"".join(parts), True)
-        elif any(isinstance(piece, tuple) for piece in pieces):
-            self._channel.send_file(
-                answer.status, answer.headers, FileBody(opened.fd, pieces), _ignore
-            )
         else:  # 304, 412, 416, HEAD: nothing from the file
             os.close(opened.fd)
-            text = b"".join(p for p in pieces if isinstance(p, bytes))
-            self._channel.send_head(answer.status, answer.headers, text, True)
+            parts = [p for p in pieces if isinstance(p, bytes)]
+        try:
+            self._channel.send_head(answer.status, answer.headers, b"".join(parts), True)
+        finally:
+            self._end()
 
     def _text(self, status: int, reason: str, extra: Headers | None = None) -> None:
         body = reason.encode() + b"\n" if status != 304 else b""
-        self._channel.send_head(status, TEXT + (extra or []), body, True)
+        try:
+            self._channel.send_head(status, TEXT + (extra or []), body, True)
+        finally:
+            self._end()
 
     # -- the Cycle protocol: nothing to feed, nothing to stop ----------------------------
     def feed_body(self, data: bytes) -> None:
@@ -247,6 +265,7 @@ class StaticFileCycle:
 
     def disconnected(self) -> None:
         self._gone = True
+        self._end()
 
     def pause_writing(self) -> None: ...
     def resume_writing(self) -> None: ...

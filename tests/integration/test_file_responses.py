@@ -148,6 +148,22 @@ def test_a_client_leaving_mid_file_frees_the_file_and_the_socket(
         assert SocketReader(sock).read_response(head_request=True).status == 200
 
 
+def test_slow_static_downloads_leave_the_threads_to_the_app(
+    serve: ServeFactory, tmp_path: Path
+) -> None:
+    """Capacity counts threads: a static file going out holds none, so four stalled
+    downloads on a worker with two threads must not stop it accepting."""
+    path = big_file(tmp_path, 64 * MiB, sparse=True)
+    server, target = start(serve, "static", path, "--threads", "2")
+    clients = [stalled_client(server, target) for _ in range(4)]
+    try:
+        assert wait_until(lambda: fds_on(server, path) == 4, 10)
+        assert httpx.get(server.url + "/", timeout=10).text == "Hello, world!"
+    finally:
+        for sock in clients:
+            sock.close()
+
+
 def test_a_client_that_stops_reading_is_dropped_after_the_write_timeout(
     serve: ServeFactory, tmp_path: Path
 ) -> None:
