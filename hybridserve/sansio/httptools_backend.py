@@ -65,7 +65,9 @@ class HttptoolsBackend:
         if value and value[-1] in b" \t":  # llhttp keeps trailing OWS (RFC 9110 §5.5)
             value = value.rstrip(b" \t")
         self._headers.append((name.lower(), value))
-        self._head_bytes += len(name) + len(value) + 4
+        # A backstop only (the connection judged the raw head): never count more than the
+        # line can be, ":" and CRLF, or a head the rules took could be refused here.
+        self._head_bytes += len(name) + len(value) + 3
         self._check_head()
 
     def on_headers_complete(self) -> None:
