@@ -17,6 +17,7 @@ from typing import Any
 
 from hybridserve.cpus import available_cpus
 from hybridserve.errors import ConfigError
+from hybridserve.hooks import Hooks
 
 INTERFACES = ("auto", "wsgi", "asgi")
 LOOPS = ("auto", "uvloop", "asyncio")
@@ -592,6 +593,8 @@ class Config:
     websocket: WebSocket = field(default_factory=WebSocket)
     tls: TLS = field(default_factory=TLS)
     static: Static = field(default_factory=Static)
+    # Server hooks from a gunicorn-style --config FILE.py (hooks.py); behaviour, not a setting.
+    hooks: Hooks = field(default_factory=Hooks, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _require(len(self.bind) >= 1, "bind", "needs at least one address")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from hybridserve.errors import EXIT_ERROR, EXIT_OK, ConfigError
-from hybridserve.flags import CommandLine
+from hybridserve.flags import parse_command_line
 from hybridserve.sources import load
 
 TIMEOUT_S = 5.0  # the master answers between two turns of its loop: milliseconds
@@ -74,10 +74,14 @@ def _read_all(sock: socket.socket) -> bytes:
 
 
 def socket_path(flag: str | None, config_file: str | None) -> str:
-    """The control socket as the flag, else the environment, else the config file says."""
+    """The control socket as the flag, else the environment, else the config file says.
+
+    The same sources as the server's, HYBRIDSERVE_CMD_ARGS included.
+    """
     if flag:
         return flag
-    path = load(CommandLine({}, config_file)).config.control_socket
+    command = parse_command_line(["--config", config_file] if config_file else [])
+    path = load(command).config.control_socket
     if not path:
         raise ConfigError(
             "no control socket: give --control-socket PATH, set HYBRIDSERVE_CONTROL_SOCKET, "

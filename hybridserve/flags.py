@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import os
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -32,7 +34,7 @@ from hybridserve.config import (
     Config,
 )
 from hybridserve.errors import ConfigError
-from hybridserve.sources import SETTINGS, Env, Setting, load, normalize
+from hybridserve.sources import CMD_ARGS_ENV, SETTINGS, Env, Setting, load, normalize
 
 USAGE = "hybridserve [OPTIONS] [APP]"
 CONFIG = "config"
@@ -80,6 +82,7 @@ class CommandLine:
     config_file: str | None = None
     print_config: bool = False
     check_config: bool = False
+    env_values: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # CMD_ARGS_ENV
 
 
 class _Parser(argparse.ArgumentParser):
@@ -232,8 +235,29 @@ def _host_port(found: dict[str, Any]) -> tuple[str, ...] | None:
     return (f"{host}:{DEFAULT_PORT if port is None else port}",)
 
 
-def parse_command_line(argv: Sequence[str]) -> CommandLine:
-    """Read the flags; raises ConfigError (``--help`` and ``--version`` still exit)."""
+def parse_command_line(argv: Sequence[str], environ: Env = None) -> CommandLine:
+    """Read the flags, and those in HYBRIDSERVE_CMD_ARGS; raises ConfigError.
+
+    ``--help`` and ``--version`` still exit. As gunicorn's GUNICORN_CMD_ARGS, the variable
+    holds flags that rank below the real command line and above everything else, and may
+    name the ``--config`` file.
+    """
+    command = _parse(argv)
+    extra = (os.environ if environ is None else environ).get(CMD_ARGS_ENV, "").strip()
+    if not extra:
+        return command
+    try:
+        from_env = _parse(shlex.split(extra))
+    except (ConfigError, ValueError) as exc:
+        raise ConfigError(f"environment: {CMD_ARGS_ENV}: {exc}") from None
+    return dataclasses.replace(
+        command,
+        config_file=command.config_file or from_env.config_file,
+        env_values=from_env.values,
+    )
+
+
+def _parse(argv: Sequence[str]) -> CommandLine:
     found = vars(build_parser().parse_args(list(argv)))
     values = {
         s.key: normalize(s, tuple(found[s.dest]) if s.kind is tuple else found[s.dest])
@@ -255,4 +279,4 @@ def load_config(
     (``--chdir`` moves the master later), against which a relative --config and
     ./pyproject.toml are found. Raises ConfigError with one message; never exits.
     """
-    return load(parse_command_line(argv), cwd=cwd, environ=environ).config
+    return load(parse_command_line(argv, environ), cwd=cwd, environ=environ).config

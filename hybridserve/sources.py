@@ -28,14 +28,17 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from hybridserve import pyconfig
 from hybridserve.config import Config, SettingError
 from hybridserve.errors import ConfigError
+from hybridserve.hooks import Hooks
 
 ENV_PREFIX = "HYBRIDSERVE_"
 # Variables hybridserve sets for itself (master/sockets.py INHERIT_ENV, for a USR2 re-exec);
 # they share the prefix but are not settings.
 WEB_CONCURRENCY = "WEB_CONCURRENCY"  # the platforms' (Heroku, Render...) worker count
-INTERNAL_ENV = frozenset({"HYBRIDSERVE_INHERITED_FDS"})
+CMD_ARGS_ENV = "HYBRIDSERVE_CMD_ARGS"  # flags, as GUNICORN_CMD_ARGS (flags.py reads it)
+INTERNAL_ENV = frozenset({"HYBRIDSERVE_INHERITED_FDS", CMD_ARGS_ENV})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -295,6 +298,18 @@ def env_layer(environ: Mapping[str, str], warnings: list[str]) -> Layer:
     return layer
 
 
+def python_layer(config_file: str, cwd: Path, warnings: list[str]) -> tuple[Layer, Hooks]:
+    """A gunicorn-style Python config file (pyconfig.py): its settings and its hooks."""
+    found = pyconfig.read(cwd / config_file, config_file, BY_KEY)
+    warnings += found.warnings
+    origin = Origin("file", config_file)
+    layer: Layer = {}
+    for key, (name, raw) in found.values.items():
+        where = f"config file {config_file}: {name}"
+        layer[key] = (from_toml(BY_KEY[key], raw, where), origin)
+    return layer, found.hooks
+
+
 def default_layer(environ: Mapping[str, str]) -> Layer:
     """``WEB_CONCURRENCY`` as the default worker count, as gunicorn and uvicorn read it.
 
@@ -334,7 +349,9 @@ def _blame(exc: SettingError, origins: Mapping[str, Origin]) -> ConfigError:
     return exc
 
 
-def _build(values: Mapping[str, Any], origins: Mapping[str, Origin]) -> Config:
+def _build(
+    values: Mapping[str, Any], origins: Mapping[str, Origin], hooks: Hooks | None = None
+) -> Config:
     fields: dict[str, dict[str, Any]] = {"": {}}
     for s in SETTINGS:
         if s.key in values:
@@ -342,7 +359,7 @@ def _build(values: Mapping[str, Any], origins: Mapping[str, Origin]) -> Config:
     top = fields.pop("")
     try:
         nested = {group: GROUPS[group](**kwargs) for group, kwargs in fields.items()}
-        return Config(**top, **nested)
+        return Config(**top, **nested, hooks=hooks or Hooks())
     except SettingError as exc:
         raise _blame(exc, origins) from None
 
@@ -356,16 +373,24 @@ class Command(Protocol):
     @property
     def config_file(self) -> str | None: ...
 
+    @property
+    def env_values(self) -> Mapping[str, Any]: ...
+
 
 def load(command: Command, *, cwd: Path | str | None = None, environ: Env = None) -> Loaded:
     """Merge defaults < file < environment < flags; raises ConfigError naming the source."""
     base = Path.cwd() if cwd is None else Path(cwd)
     warnings: list[str] = []
     env = os.environ if environ is None else environ
+    if command.config_file is not None and command.config_file.endswith(".py"):
+        file_values, hooks = python_layer(command.config_file, base, warnings)
+    else:
+        file_values, hooks = file_layer(command.config_file, base), Hooks()
     layers = (
         default_layer(env),
-        file_layer(command.config_file, base),
+        file_values,
         env_layer(env, warnings),
+        {key: (value, Origin("env", CMD_ARGS_ENV)) for key, value in command.env_values.items()},
         {key: (value, CLI) for key, value in command.values.items()},
     )
     values: dict[str, Any] = {}
@@ -374,4 +399,4 @@ def load(command: Command, *, cwd: Path | str | None = None, environ: Env = None
         for key, (value, origin) in layer.items():
             values[key] = value
             origins[key] = origin
-    return Loaded(_build(values, origins), origins, tuple(warnings))
+    return Loaded(_build(values, origins, hooks), origins, tuple(warnings))

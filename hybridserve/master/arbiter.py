@@ -26,6 +26,8 @@ from typing import Any
 from hybridserve import __version__
 from hybridserve.config import Config
 from hybridserve.errors import EXIT_APP_LOAD, EXIT_ERROR, EXIT_OK, ConfigError
+from hybridserve.hooks import ServerInfo
+from hybridserve.hooks import WorkerInfo as HookWorker
 from hybridserve.log import reopen_files
 from hybridserve.master import (
     children,
@@ -110,6 +112,8 @@ class Arbiter:
         self._recycler = recycle.Recycler()
         self._started_at = time.monotonic()
         self._addresses = [sockets.describe(s, tls=config.tls.enabled) for s in listeners]
+        self._server = ServerInfo(self.pid, config, config.workers)  # what hooks see
+        self._spawned = 0  # gunicorn's worker "age": how many were spawned before
 
     # -- main loop ----------------------------------------------------------------
     def run(self) -> int:
@@ -121,6 +125,7 @@ class Arbiter:
         for sig in HANDLED_SIGNALS:
             signal.signal(sig, self._enqueue)
         self._write_pid_file()
+        self.config.hooks.call("on_starting", self._server)
         if self.config.metrics_bind is not None:
             try:
                 self._start_metrics(self.config.metrics_bind)
@@ -171,6 +176,7 @@ class Arbiter:
                 for path in self._unix_paths:
                     with contextlib.suppress(OSError):
                         os.unlink(path)
+            self.config.hooks.call("on_exit", self._server)
         log.info("Shutdown complete")
         return self._exit_code
 
@@ -309,6 +315,13 @@ class Arbiter:
 
     def _act(self, sig: int) -> None:
         """What a signal (or the control request standing for it) does."""
+        before = self.target
+        self._act_on(sig)
+        self._server.num_workers = self.target
+        if self.target != before:
+            self.config.hooks.call("nworkers_changed", self._server, self.target, before)
+
+    def _act_on(self, sig: int) -> None:
         if sig == signal.SIGTERM:
             self.stop(graceful=True)
         elif sig == signal.SIGINT:
@@ -380,6 +393,8 @@ class Arbiter:
         self.generation = self._newest_generation
         self._next_spawn = 0.0
         log.info("Reloading: starting worker generation %d", self.generation)
+        self._server.cfg = self.config
+        self.config.hooks.call("on_reload", self._server)
 
     def _reread_config(self) -> None:
         """HUP: the new generation gets the settings as flags, env and file say now."""
@@ -469,6 +484,8 @@ class Arbiter:
             if self._stop_deadline is None and info.reason != "scale_down":
                 self.totals.restarts[info.reason or ("crash" if code else "exit")] += 1
             self._on_exit(info, code)
+            gone = HookWorker(info.age, self.pid, self.config, info.pid, alive=False)
+            self.config.hooks.call("child_exit", self._server, gone)
             self.slots.clear(info.slot)
             self._free_slots.append(info.slot)
             self._publish_totals()
@@ -606,11 +623,14 @@ class Arbiter:
             if self._boot.serving not in (None, self.generation):
                 self.totals.note_reload(ok=True)
                 self._publish_totals()
+            first = not self._boot.served
             self._boot.generation_ready(self.generation)
             self._good_config = self.config
             workers = f"{len(current)} worker{'s' if len(current) != 1 else ''}"
             log.info("Ready: %s (generation %d)", workers, self.generation)
             self._notifier.ready(f"Serving with {workers}")
+            if first:
+                self.config.hooks.call("when_ready", self._server)
         for info in list(self.workers.values()):
             if (info.generation != self.generation or info.recycle) and not info.draining:
                 self._retire(info, info.recycle or "reload")
@@ -652,8 +672,12 @@ class Arbiter:
     def _spawn(self) -> None:
         slot = self._free_slots.pop()
         self.slots.clear(slot)
+        self._spawned += 1
+        worker = HookWorker(self._spawned, self.pid, self.config)
+        self.config.hooks.call("pre_fork", self._server, worker)
         pid = os.fork()
         if pid == 0:
+            worker.pid = os.getpid()
             children.run_child(
                 self.config,
                 self.listeners,
@@ -663,9 +687,10 @@ class Arbiter:
                 master_pid=self.pid,
                 preloaded=self.preloaded,
                 setup=self._child_setup,
+                hooked=(self._server, worker),
             )
         lifetime = recycle.lifetime_s(self.config)
         self.workers[pid] = WorkerInfo(
-            pid, slot, self.generation, time.monotonic(), lifetime_s=lifetime
+            pid, slot, self.generation, time.monotonic(), lifetime_s=lifetime, age=self._spawned
         )
         log.debug("Spawned worker %d (generation %d)", pid, self.generation)

@@ -12,6 +12,8 @@ from typing import Any
 
 from hybridserve.config import Config
 from hybridserve.errors import EXIT_ERROR
+from hybridserve.hooks import ServerInfo
+from hybridserve.hooks import WorkerInfo as HookWorker
 from hybridserve.worker import server as worker_server
 from hybridserve.worker.slots import Slots
 
@@ -36,6 +38,7 @@ class WorkerInfo:
     recycle: str = ""  # marked for replacement (memory, max_lifetime): retired once replaced
     rss_bytes: int = 0  # last sample, when --max-worker-memory is on
     rss_over: int = 0  # samples in a row over --max-worker-memory
+    age: int = 0  # gunicorn's worker.age for hooks: how many workers were spawned before
 
 
 def set_title(role: str, config: Config) -> None:
@@ -61,11 +64,14 @@ def run_child(
     master_pid: int,
     preloaded: tuple[Any, str] | None,
     setup: Callable[[], None],
+    hooked: tuple[ServerInfo, HookWorker],
 ) -> None:
     """Runs in the forked worker and never returns."""
     code = EXIT_ERROR
+    server, worker = hooked
     try:
         setup()
+        config.hooks.call("post_fork", server, worker)
         code = worker_server.run(
             config,
             listeners,
@@ -74,11 +80,13 @@ def run_child(
             generation=generation,
             master_pid=master_pid,
             preloaded=preloaded,
+            hook_worker=worker,
         )
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else EXIT_ERROR
     except BaseException:
         log.exception("Worker crashed")
     finally:
+        config.hooks.call("worker_exit", server, worker)
         logging.shutdown()
         os._exit(code)

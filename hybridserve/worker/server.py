@@ -25,6 +25,8 @@ from hybridserve.apps.websocket import WebSocketFactory
 from hybridserve.apps.wsgi import WSGIAdapter
 from hybridserve.config import Config, resolved_http, resolved_loop
 from hybridserve.errors import EXIT_APP_LOAD, EXIT_OK, AppLoadError
+from hybridserve.hooks import WorkerInfo as HookWorker
+from hybridserve.hooks import install_abort_hook, wrap_app
 from hybridserve.log import flush as flush_logs
 from hybridserve.log import queue_access_log, reopen_files
 from hybridserve.worker import tls
@@ -77,6 +79,7 @@ class Worker:
         self._stop: asyncio.Future[bool] | None = None
         self.early_stops: list[int] = []  # TERMs that came while the app was loading
         self._interrupts = 0
+        self.hook_worker: HookWorker | None = None  # what gunicorn-style hooks see
         self._slot_state = BOOTING
         self._started = time.time()
         self._next_tick = 0.0
@@ -169,7 +172,7 @@ class Worker:
         """Signals, then accepting, then READY in the slot: the order the master relies on."""
         loop.add_signal_handler(signal.SIGTERM, self.stop, False)
         loop.add_signal_handler(signal.SIGINT, self._interrupt)
-        loop.add_signal_handler(signal.SIGQUIT, self.stop, True)
+        loop.add_signal_handler(signal.SIGQUIT, self._quit)
         loop.add_signal_handler(signal.SIGUSR1, reopen_files)
         self.share = share = Share(self.slots, self.index)
         acceptor = Acceptor(state, self.listeners, tls.server_tls(self.config.tls), share)
@@ -235,8 +238,13 @@ class Worker:
             self._stop.set_result(True)
 
     def _interrupt(self) -> None:
+        self.config.hooks.call("worker_int", self.hook_worker)
         self._interrupts += 1
         self.stop(self._interrupts > 1)
+
+    def _quit(self) -> None:
+        self.config.hooks.call("worker_int", self.hook_worker)
+        self.stop(True)
 
     def _threads_lost(self, lost: int, capacity: Capacity) -> None:
         """Stuck threads leave less capacity; with none left, hand over to a new worker."""
@@ -312,6 +320,7 @@ def run(
     generation: int,
     master_pid: int,
     preloaded: tuple[Any, str] | None,
+    hook_worker: HookWorker | None = None,
 ) -> int:
     """Entry point in a freshly forked worker; returns the process exit code."""
     die_with_parent()
@@ -331,6 +340,10 @@ def run(
     except AppLoadError as exc:
         slots.set_message(index, str(exc))
         return EXIT_APP_LOAD
+    if hook_worker is not None and config.hooks:
+        app = wrap_app(app, interface, config.hooks, hook_worker)
+        config.hooks.call("post_worker_init", hook_worker)
+        install_abort_hook(config.hooks, hook_worker)
     worker = Worker(
         config,
         listeners,
@@ -342,6 +355,7 @@ def run(
         master_pid=master_pid,
     )
     worker.early_stops = termed  # the same list: a TERM during lifespan startup lands too
+    worker.hook_worker = hook_worker
     return _run_loop(config, worker)
 
 

@@ -11,12 +11,13 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "hybridserve"
 ORDER = ["cli", "master", "worker", "apps", "sansio"]
-LEAVES = {"config", "cpus", "errors", "log", "__init__"}  # any module may import these
+LEAVES = {"config", "cpus", "errors", "hooks", "log", "__init__"}  # any module may import these
 TOP_LEVEL = {
     "__main__": "cli",
     "cli": "cli",
     "flags": "cli",
     "sources": "cli",  # where settings come from: the CLI reads them (and HUP, through it)
+    "pyconfig": "cli",  # a gunicorn.conf.py, one of those sources
     "ctl": "cli",
     "top": "cli",
     "demo": "apps",  # an app like any other: it may use the app types, nothing above
