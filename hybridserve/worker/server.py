@@ -67,6 +67,7 @@ class Worker:
         index: int,
         generation: int,
         master_pid: int,
+        hook_worker: HookWorker | None = None,
     ) -> None:
         self.config = config
         self.listeners = listeners
@@ -79,7 +80,7 @@ class Worker:
         self._stop: asyncio.Future[bool] | None = None
         self.early_stops: list[int] = []  # TERMs that came while the app was loading
         self._interrupts = 0
-        self.hook_worker: HookWorker | None = None  # what gunicorn-style hooks see
+        self.hook_worker = hook_worker  # what gunicorn-style hooks see
         self._slot_state = BOOTING
         self._started = time.time()
         self._next_tick = 0.0
@@ -353,9 +354,9 @@ def run(
         index=index,
         generation=generation,
         master_pid=master_pid,
+        hook_worker=hook_worker,
     )
     worker.early_stops = termed  # the same list: a TERM during lifespan startup lands too
-    worker.hook_worker = hook_worker
     return _run_loop(config, worker)
 
 
