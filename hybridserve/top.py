@@ -48,7 +48,7 @@ SORT_KEYS = {  # key: (column, label)
     "c": ("connections", "connections"),
     "g": ("generation", "generation"),
 }
-HELP = "sort: p pid  r req/s  m memory  a age  i in flight  c conns  g gen (again: reverse)  q quit"
+HELP = "keys: p pid, r req/s, m mem, a age, i infl, c conns, g gen; q quit"
 
 
 @dataclass(slots=True)
@@ -174,7 +174,7 @@ class Screen:
         self.window.erase()
         height, width = self.window.getmaxyx()
         order = "descending" if self.reverse else "ascending"
-        footer = f"sorted by {self.label}, {order}.  {HELP}"
+        footer = f"sorted by {self.label}, {order} (again: reverse).  {HELP}"
         for y, text in enumerate(self.lines[: height - 1]):
             attr = curses.A_REVERSE if text.lstrip().startswith("PID") else curses.A_NORMAL
             self.window.addnstr(y, 0, text, width - 1, attr)
