@@ -26,46 +26,15 @@ import errno
 import os
 from collections import deque
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from hybridserve.apps.threads import LoopMailbox, ThreadPool
 from hybridserve.apps.types import FileBody
 from hybridserve.sansio.conditional import Piece
+from hybridserve.worker.offload import Offload
 
-T = TypeVar("T")
-FILE_THREADS = 4  # blocking open/stat/read calls at once; a slow disk queues the rest
 COPY_PIECE_BYTES = 256 * 1024
 # sendfile cannot serve this file/socket pair: copy instead (nothing was sent yet).
 NO_SENDFILE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSOCK, errno.EOVERFLOW}
-
-
-class Offload:
-    """Runs blocking file calls on a few threads; results come back on the loop."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, threads: int = FILE_THREADS) -> None:
-        self.loop = loop
-        self._threads = threads
-        self._pool: ThreadPool | None = None  # started on first use
-        self._mailbox = LoopMailbox(loop)
-
-    def run(self, fn: Callable[[], T], then: Callable[[T | Exception], None]) -> None:
-        """``fn()`` in a thread, then ``then(result or the exception)`` on the loop."""
-        if self._pool is None:
-            self._pool = ThreadPool(self._threads, name="hybridserve-files")
-        post = self._mailbox.post
-
-        def job() -> None:
-            try:
-                result: T | Exception = fn()
-            except Exception as exc:
-                result = exc
-            post(then, result)
-
-        self._pool.submit(job)
-
-    def shutdown(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
 
 
 class FileSender:

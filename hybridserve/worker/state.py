@@ -20,8 +20,8 @@ from hybridserve.sansio.events import Request
 from hybridserve.worker.access import AccessLog, Entry
 from hybridserve.worker.capacity import Capacity
 from hybridserve.worker.exposition import PROMETHEUS, StaticCycle
+from hybridserve.worker.offload import Offload
 from hybridserve.worker.proxy import TrustedProxies
-from hybridserve.worker.sendfile import Offload
 from hybridserve.worker.slots import DURATION_BUCKETS_S, Counters
 from hybridserve.worker.static import StaticFileCycle, StaticFiles
 from hybridserve.worker.stream import Stream

@@ -33,7 +33,7 @@ from hybridserve.sansio.conditional import (
 )
 from hybridserve.sansio.events import Headers, Request
 from hybridserve.sansio.static import Found, Mount, Mounts, Refused, compressible, content_type
-from hybridserve.worker.sendfile import Offload
+from hybridserve.worker.offload import Offload
 
 log = logging.getLogger("hybridserve.error")
 
