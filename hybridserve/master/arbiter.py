@@ -212,7 +212,7 @@ class Arbiter:
     def _start_control(self) -> bool:
         path = str(self.config.control_socket)
         try:
-            sock = control.bind(path, take_over=bool(os.environ.get(sockets.INHERIT_ENV)))
+            sock = control.bind(path)
         except ConfigError as exc:
             log.error("%s", exc)
             return False

@@ -99,16 +99,18 @@ def answer(handler: Handler, line: bytes) -> bytes:
     return json.dumps(result, separators=(",", ":")).encode() + b"\n"
 
 
-def bind(path: str, *, take_over: bool) -> socket.socket:
+def bind(path: str) -> socket.socket:
     """A listening Unix socket at ``path`` that only this user can use.
 
     A socket file nobody answers on is stale and replaced; a live one is another server's,
-    unless ``take_over`` (a master started by USR2 replaces its parent's).
+    unless that server is our parent: a master started by USR2 takes its parent's over (the
+    parent leaves a socket file that is no longer its own in place when it exits).
     """
     if os.path.lexists(path):
         if not stat.S_ISSOCK(os.lstat(path).st_mode):
             raise ConfigError(f"--control-socket {path}: exists and is not a socket")
-        if _answers(path) and not take_over:
+        owner = _owner(path)
+        if owner is not None and owner != os.getppid():
             raise ConfigError(f"--control-socket {path}: another server is listening there")
         os.unlink(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -125,14 +127,20 @@ def bind(path: str, *, take_over: bool) -> socket.socket:
     return sock
 
 
-def _answers(path: str) -> bool:
+def _owner(path: str) -> int | None:
+    """The pid of the master answering at ``path``; None if nobody does (0: not known)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         probe.settimeout(1.0)
         try:
             probe.connect(path)
         except OSError:
-            return False
-    return True
+            return None
+        try:
+            probe.sendall(b'{"command": "status"}\n')
+            answer = json.loads(probe.makefile("rb").readline(MAX_REQUEST_BYTES * 64))
+            return int(answer["result"]["pid"])
+        except (OSError, ValueError, TypeError, KeyError):
+            return 0
 
 
 @dataclass(slots=True)

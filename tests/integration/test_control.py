@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from hybridserve.ctl import CtlError, request
 from tests.conftest import ServeFactory
 from tests.harness import APPS, wait_until
 
@@ -165,3 +167,26 @@ def test_stale_socket_is_replaced_and_a_live_one_is_not(
     assert second.wait() == 1
     assert "another server is listening there" in second.log
     assert ctl_json(path, "status")["pid"] == first.pid
+
+
+def master_at(path: Path) -> int | None:
+    try:
+        return int(request(str(path), "status", timeout_s=2)["pid"])
+    except CtlError:
+        return None
+
+
+def test_usr2_new_master_takes_the_socket_over(serve: ServeFactory, tmp_path: Path) -> None:
+    path = tmp_path / "c.sock"
+    old = serve("-w", "1", "--control-socket", str(path))
+    old.send_signal(signal.SIGUSR2)
+    new_pid = int(old.wait_for(r"Started a new master (\d+)")[1])
+    try:
+        assert wait_until(lambda: master_at(path) == new_pid, 15)
+        old.send_signal(signal.SIGTERM)
+        assert old.wait() == 0
+        assert master_at(path) == new_pid, "the old master left the new one's socket alone"
+    finally:
+        os.kill(new_pid, signal.SIGTERM)
+        assert wait_until(lambda: not Path(f"/proc/{new_pid}").exists(), 15)
+    assert not path.exists()
