@@ -46,12 +46,21 @@ class H1Session:
         self._wire = wire
         self._state = state = wire.state
         self._capacity = state.capacity
-        self._timeouts = state.config.timeouts
+        self._timeouts = timeouts = state.config.timeouts
+        self._clock = state.clock
+        self._loop = state.loop
+        # Read once per connection, not per request: the hot path is short.
+        self._limit = state.config.limit_concurrency
+        self._body_read_s = timeouts.body_read_s
+        self._request_s = timeouts.request_s
+        self._keep_alive_s = timeouts.keep_alive_s
         self._conn = ServerConnection(state.config.limits, state.http_backend)
         self._stream: Stream | None = None
         self._started = False  # the current stream's cycle has been started
         self._upgraded: WebSocketSession | None = None  # owns the connection after a 101
-        self._closed = False
+        # Whether a stream may still write: not once the session chose to close (the
+        # transport goes only later, and a thread may deliver bytes until then).
+        self._open = True
         self._deadline = Deadline.IDLE
         self._deadline_at = state.clock.now + self._timeouts.keep_alive_s
 
@@ -87,6 +96,7 @@ class H1Session:
             self._handle(events)
 
     def connection_lost(self) -> None:
+        self._open = False
         stream, self._stream = self._stream, None
         if stream is not None:
             self._capacity.stream_finished()
@@ -113,17 +123,16 @@ class H1Session:
     def _handle(self, events: list[Event]) -> None:
         for event in events:
             kind = type(event)
-            cycle = self._stream.cycle if self._stream is not None else None
-            if kind is Body:
-                if cycle is not None:
-                    cycle.feed_body(event.data)  # type: ignore[union-attr]  # narrowed by kind
-            elif kind is Request:
+            if kind is Request:
                 self._begin(event)  # type: ignore[arg-type]  # narrowed by kind
+            elif kind is Body:
+                if self._stream is not None and self._stream.cycle is not None:
+                    self._stream.cycle.feed_body(event.data)  # type: ignore[union-attr]  # kind
             elif kind is EndOfRequest:
                 if self._deadline is Deadline.BODY:
                     self._deadline = Deadline.NONE
-                if cycle is not None:
-                    cycle.feed_end()
+                if self._stream is not None and self._stream.cycle is not None:
+                    self._stream.cycle.feed_end()
             elif self._stream is None or not self._conn.request_complete:
                 self._close()  # ConnectionClosed: idle, or gone in the middle of its body
         stream = self._stream
@@ -132,28 +141,22 @@ class H1Session:
             stream.cycle.start()
 
     def _begin(self, request: Request) -> None:
-        state, wire = self._state, self._wire
-        wire.first_request()
-        limit = state.config.limit_concurrency
-        if limit and self._capacity.in_flight >= limit:
+        wire, capacity, now = self._wire, self._capacity, self._clock.now
+        if wire.fresh:
+            wire.first_request()
+        if self._limit and capacity.in_flight >= self._limit:
             self._reject(ProtocolError("worker at --limit-concurrency", 503))
             return
-        self._capacity.stream_started()
-        self._set_deadline(Deadline.BODY, self._timeouts.body_read_s)
-        client, scheme = wire.peer.view(request)
-        request_s = self._timeouts.request_s
-        stream = Stream(
-            self,
-            request,
-            loop=state.loop,
-            client=client,
-            server=wire.server,
-            scheme=scheme,
-            tls=wire.tls,
-            request_deadline=state.clock.now + request_s if request_s else 0.0,
-        )
+        capacity.stream_started()
+        self._deadline = Deadline.BODY
+        self._deadline_at = now + self._body_read_s
+        peer = wire.peer
+        client, scheme = peer.view(request) if peer.trusted else (peer.address, peer.scheme)
+        request_s = self._request_s
+        deadline = now + request_s if request_s else 0.0
+        stream = Stream(self, request, self._loop, client, wire.server, scheme, wire.tls, deadline)
         self._stream = stream
-        stream.cycle = state.new_cycle(request, stream)
+        stream.cycle = self._state.new_cycle(request, stream)
 
     def _reject(self, exc: ProtocolError) -> None:
         """The one place a refusal becomes a response (if none has begun); then close."""
@@ -169,14 +172,8 @@ class H1Session:
                 state.record.refused(request, self._wire.peer.address, exc.status, len(message) + 1)
         self._close()
 
-    @property
-    def _open(self) -> bool:
-        """Whether a stream may still write: not once the session chose to close (the
-        transport is gone only later, and a thread may still deliver bytes until then)."""
-        return self._wire.open and not self._closed
-
     def _close(self) -> None:
-        self._closed = True
+        self._open = False
         self._conn.abandon()
         self._wire.close()
 
@@ -191,7 +188,7 @@ class H1Session:
                 headers,
                 body=body,
                 end=end,
-                close=self._wire.close_after or state.draining,
+                close=self._wire.close_after or self._capacity.draining,
                 date_line=state.clock.date_line,
                 server_line=state.server_line,
             )
@@ -247,7 +244,7 @@ class H1Session:
         data = self._conn.send_head(
             status,
             headers,
-            close=self._wire.close_after or state.draining,
+            close=self._wire.close_after or self._capacity.draining,
             date_line=state.clock.date_line,
             server_line=state.server_line,
         )
@@ -286,11 +283,13 @@ class H1Session:
         self._capacity.room_changed()
 
     def _next(self) -> None:
-        if not self._conn.keep_alive or self._wire.close_after or self._state.draining:
+        if not self._conn.keep_alive or self._wire.close_after or self._capacity.draining:
             self._close()
             return
-        self._wire.resume(Pause.PIPELINED, Pause.BACKPRESSURE)  # that stream's reasons end
-        self._set_deadline(Deadline.IDLE, self._timeouts.keep_alive_s)
+        if self._wire.reading_paused:
+            self._wire.resume(Pause.PIPELINED, Pause.BACKPRESSURE)  # that stream's reasons end
+        self._deadline = Deadline.IDLE
+        self._deadline_at = self._clock.now + self._keep_alive_s
         try:
             events = self._conn.next_cycle()
         except ProtocolError as exc:
@@ -310,7 +309,7 @@ class H1Session:
         self._deadline = Deadline.NONE  # a WebSocket lives as long as it is used
         self._state.record.stream_finished(stream)
         self._wire.resume(Pause.PIPELINED, Pause.BACKPRESSURE)
-        if self._wire.close_after or self._state.draining:
+        if self._wire.close_after or self._capacity.draining:
             session.shutdown()
 
     def write_raw(self, data: bytes) -> None:
@@ -325,7 +324,7 @@ class H1Session:
     # -- deadlines and draining ---------------------------------------------------------
     def _set_deadline(self, kind: Deadline, seconds: float) -> None:
         self._deadline = kind
-        self._deadline_at = self._state.clock.now + seconds
+        self._deadline_at = self._clock.now + seconds
 
     def check_deadline(self, now: float) -> None:
         if self._upgraded is not None:

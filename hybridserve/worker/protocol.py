@@ -78,9 +78,11 @@ class HTTPProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._session: Session | None = None
         self._paused: set[Pause] = set()
+        self.reading_paused = False  # for any reason: a cheap check before resume()
         self.fresh = True  # counted in capacity.fresh until its first request
         self._silent = True  # counted in capacity.silent until its first bytes
         self.connected = False  # connection_made ran (its counters are ours to settle)
+        self.open = False  # the transport is there to write to
         self.close_after = False  # draining or handed over: close once the response is done
         self._idle_until = 0.0  # before its first bytes: a silent client is closed then
         self._write_deadline = 0.0  # set while the client leaves our output unread
@@ -91,14 +93,11 @@ class HTTPProtocol(asyncio.Protocol):
         self._sender: FileSender | None = None  # a file body going out
         self._file_done: Callable[[int, bool], None] = _nobody
 
-    @property
-    def open(self) -> bool:
-        return self._transport is not None
-
     # -- asyncio callbacks --------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self._transport = transport
+        self.open = True
         self.connected = True
         self.server = _address(transport.get_extra_info("sockname"))
         peer = _address(transport.get_extra_info("peername"))
@@ -157,6 +156,7 @@ class HTTPProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        self.open = False
         if self._sender is not None:
             self._sender.cancel()
             self._file_over(False)
@@ -228,6 +228,7 @@ class HTTPProtocol(asyncio.Protocol):
             return False
         if not self._paused:
             self._transport.pause_reading()
+            self.reading_paused = True
         self._paused.add(reason)
         return True
 
@@ -235,8 +236,10 @@ class HTTPProtocol(asyncio.Protocol):
         """Whether any of ``reasons`` held reading; it resumes once none is left."""
         held = bool(self._paused.intersection(reasons))
         self._paused.difference_update(reasons)
-        if held and not self._paused and self._transport is not None:
-            self._transport.resume_reading()
+        if held and not self._paused:
+            self.reading_paused = False
+            if self._transport is not None:
+                self._transport.resume_reading()
         return held
 
     # -- the worker's sweep and drain ---------------------------------------------------

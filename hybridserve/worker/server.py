@@ -111,7 +111,12 @@ class Worker:
             on_threads_lost=threads_lost,
         )
 
-    def _state(self, loop: asyncio.AbstractEventLoop, on_room: Callable[[], None]) -> WorkerState:
+    def _state(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_room: Callable[[], None],
+        on_load: Callable[[], None],
+    ) -> WorkerState:
         """Capacity, adapter and record, each given what it calls back at construction."""
         config = self.config
         streams = config.limit_concurrency if self.interface == "asgi" else config.threads
@@ -120,7 +125,7 @@ class Worker:
             connections=config.limit_connections,
             clock=loop.time,
             on_room=on_room,
-            on_load=on_room,
+            on_load=on_load,
         )
         quota = 0
         if config.max_requests:
@@ -144,9 +149,12 @@ class Worker:
         def room_changed() -> None:  # capacity calls back; the acceptor is made below
             if acceptor is not None:
                 acceptor.resume()
+
+        def load_changed() -> None:  # connections opened or closed: the siblings see it
+            if acceptor is not None:
                 acceptor.publish()
 
-        state = self._state(loop, room_changed)
+        state = self._state(loop, room_changed, load_changed)
         self.state = state
         self._stop = loop.create_future()
         if self.lifespan is not None:

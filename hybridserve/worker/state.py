@@ -13,6 +13,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable
 from email.utils import formatdate
+from time import perf_counter
 
 from hybridserve.apps.types import Adapter, Address, Channel, Cycle
 from hybridserve.config import Config
@@ -64,7 +65,15 @@ class Record:
         self._quota_called = False
 
     def stream_finished(self, stream: Stream) -> None:
-        self._count(stream.entry(), static=isinstance(stream.cycle, StaticFileCycle))
+        duration_s = perf_counter() - stream.started_at
+        status = stream.status
+        if 100 <= status <= 599:
+            static = type(stream.cycle) is StaticFileCycle
+            (self.static_classes if static else self.status_classes)[status // 100 - 1] += 1
+        self.buckets[bisect_left(DURATION_BUCKETS_S, duration_s)] += 1
+        self.duration_sum_s += duration_s
+        if self.access_log is not None:  # an Entry only when someone reads it
+            self.access_log.emit(stream.entry(duration_s))
         self.requests += 1
         if self._max_requests and self.requests >= self._max_requests and not self._quota_called:
             self._quota_called = True
@@ -73,16 +82,15 @@ class Record:
     def refused(self, request: Request, client: Address, status: int, body_bytes: int) -> None:
         """A request refused before any app saw it (as nginx logs its 400s): counted and
         logged with what can be said of it, but not toward --max-requests."""
-        self._count(Entry(request, client, status, body_bytes, 0.0, []))
+        self._tally(status, 0.0, static=False)
+        if self.access_log is not None:
+            self.access_log.emit(Entry(request, client, status, body_bytes, 0.0, []))
 
-    def _count(self, entry: Entry, *, static: bool = False) -> None:
-        status = entry.status
+    def _tally(self, status: int, duration_s: float, *, static: bool) -> None:
         if 100 <= status <= 599:
             (self.static_classes if static else self.status_classes)[status // 100 - 1] += 1
-        self.buckets[bisect_left(DURATION_BUCKETS_S, entry.duration_s)] += 1
-        self.duration_sum_s += entry.duration_s
-        if self.access_log is not None:
-            self.access_log.emit(entry)
+        self.buckets[bisect_left(DURATION_BUCKETS_S, duration_s)] += 1
+        self.duration_sum_s += duration_s
 
 
 class WorkerState:

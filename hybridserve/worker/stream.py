@@ -87,7 +87,6 @@ class Stream:
         self,
         link: Link,
         request: Request,
-        *,
         loop: asyncio.AbstractEventLoop,
         client: Address,
         server: Address,
@@ -183,13 +182,13 @@ class Stream:
         self._link.reset()
 
     # -- the record ------------------------------------------------------------------
-    def entry(self) -> Entry:
+    def entry(self, duration_s: float) -> Entry:
         return Entry(
             self.request,
             self.client,
             self.status,
             self.body_bytes,
-            perf_counter() - self.started_at,
+            duration_s,
             self.response_headers,
         )
 
