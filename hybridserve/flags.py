@@ -65,7 +65,12 @@ DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
 
 EPILOG = """settings also come from HYBRIDSERVE_<FLAG> environment variables (lists comma-separated)
 and from --config FILE or [tool.hybridserve] in ./pyproject.toml (keys are the flag names);
-flags win over the environment, which wins over the file.
+FILE may also be a gunicorn.conf.py. Flags win over HYBRIDSERVE_CMD_ARGS, then the
+environment, then the file.
+
+with --control-socket PATH, a running master answers:
+  hybridserve ctl [--json] status|workers|reload|add N|remove N|reopen|stop
+  hybridserve top   (a live view of the workers)
 
 signals to the master:
   TERM  graceful stop       INT   graceful, a second INT stops now     QUIT  stop now

@@ -190,3 +190,15 @@ def test_usr2_new_master_takes_the_socket_over(serve: ServeFactory, tmp_path: Pa
         os.kill(new_pid, signal.SIGTERM)
         assert wait_until(lambda: not Path(f"/proc/{new_pid}").exists(), 15)
     assert not path.exists()
+
+
+def test_top_without_a_terminal_points_to_ctl(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "hybridserve", "top", "--control-socket", str(tmp_path / "c")],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2
+    assert "top needs a terminal; for scripts use: hybridserve ctl workers --json" in done.stderr
