@@ -47,6 +47,7 @@ class Server:
         self.lines: list[str] = []
         self._cond = threading.Condition()
         self.proc: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
         self.host = "127.0.0.1"
         self.port = 0
         self.scheme = "http"
@@ -64,7 +65,8 @@ class Server:
             text=True,
             start_new_session=True,
         )
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         if ready:
             match = self.wait_for(LISTENING, timeout_s)
             self.host, self.port = match["host"], int(match["port"])
@@ -101,6 +103,10 @@ class Server:
                     raise AssertionError(f"no log line matching {regex.pattern!r}:\n{self.log}")
                 self._cond.wait(min(left, 0.1))
 
+    def wait_entered(self, target: str, timeout_s: float = 10, *, after: int = 0) -> None:
+        """Wait until ``announce_app`` says a request for ``target`` (path?query) is in it."""
+        self.wait_for(re.escape(f"app entered {target}") + "$", timeout_s, after=after)
+
     def _exited(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None
 
@@ -120,7 +126,8 @@ class Server:
     def wait(self, timeout_s: float = 20) -> int:
         assert self.proc is not None
         code = self.proc.wait(timeout_s)
-        time.sleep(0.05)  # let the reader thread take the last lines
+        if self._reader is not None:  # it ends at EOF: when no process holds the pipe
+            self._reader.join(1)  # a new master (USR2) may hold it: then its lines so far
         return code
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 20) -> int:

@@ -56,10 +56,10 @@ def test_a_busy_worker_leaves_new_connections_to_its_sibling(serve: ServeFactory
 
 
 def test_term_drains_the_request_in_flight(serve: ServeFactory) -> None:
-    server = serve("-w", "1")
+    server = serve("announce_app:wsgi", "-w", "1")
     with server.connect() as sock:
         sock.sendall(get("/delay?ms=800"))
-        time.sleep(0.2)  # the request is in the app now
+        server.wait_entered("/delay?ms=800")
         server.send_signal(signal.SIGTERM)
         response = read_response(sock)
         assert response.status == 200
@@ -81,10 +81,10 @@ def test_term_closes_idle_keep_alive_connections_at_once(serve: ServeFactory) ->
 
 
 def test_quit_stops_at_once_despite_a_long_request(serve: ServeFactory) -> None:
-    server = serve("-w", "1")
+    server = serve("announce_app:wsgi", "-w", "1")
     with server.connect() as sock:
         sock.sendall(get("/delay?ms=10000"))
-        time.sleep(0.2)
+        server.wait_entered("/delay?ms=10000")
         started = time.monotonic()
         server.send_signal(signal.SIGQUIT)
         assert server.wait() == 0
@@ -92,10 +92,10 @@ def test_quit_stops_at_once_despite_a_long_request(serve: ServeFactory) -> None:
 
 
 def test_second_int_stops_at_once(serve: ServeFactory) -> None:
-    server = serve("-w", "1")
+    server = serve("announce_app:wsgi", "-w", "1")
     with server.connect() as sock:
         sock.sendall(get("/delay?ms=10000"))
-        time.sleep(0.2)
+        server.wait_entered("/delay?ms=10000")
         started = time.monotonic()
         server.send_signal(signal.SIGINT)
         server.wait_for("Stopping gracefully")
@@ -120,11 +120,11 @@ def test_a_killed_worker_is_replaced(serve: ServeFactory) -> None:
 
 
 def test_term_to_a_worker_drains_it_and_it_is_replaced(serve: ServeFactory) -> None:
-    server = serve("-w", "1")
+    server = serve("announce_app:wsgi", "-w", "1")
     (worker,) = server.worker_pids()
     with server.connect() as sock:
         sock.sendall(get("/delay?ms=600"))
-        time.sleep(0.2)
+        server.wait_entered("/delay?ms=600")
         os.kill(worker, signal.SIGTERM)
         response = read_response(sock)
     assert response.status == 200
