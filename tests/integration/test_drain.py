@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 from tests.conftest import ServeFactory
-from tests.harness import Server, get, read_response
+from tests.harness import Server, get, read_response, wait_until
 
 
 @dataclass
@@ -28,7 +28,7 @@ def hammer(server: Server, tally: Tally, lock: threading.Lock, stop: threading.E
         except ConnectionRefusedError:
             with lock:
                 tally.refused += 1
-            time.sleep(0.01)
+            time.sleep(0.01)  # pacing in this bounded loop, not a wait for anything
             continue
         try:
             with sock:
@@ -49,10 +49,10 @@ def test_stop_under_load_loses_no_request(serve: ServeFactory) -> None:
     clients = [threading.Thread(target=hammer, args=(server, tally, lock, stop)) for _ in range(8)]
     for client in clients:
         client.start()
-    time.sleep(0.5)
+    assert wait_until(lambda: tally.served > 20, 10), "the load is running"
     server.send_signal(signal.SIGTERM)
     assert server.wait() == 0
-    time.sleep(0.2)
+    assert wait_until(lambda: tally.refused > 0, 10), "the clients go on after the close"
     stop.set()
     for client in clients:
         client.join(15)

@@ -29,7 +29,7 @@ def test_usr2_starts_a_new_master_on_the_same_sockets_without_failures(
     assert pid_file.read_text().strip() == str(old.pid)
     old_workers = set(old.worker_pids())
     with steady_load(old) as load:
-        time.sleep(0.3)
+        assert wait_until(lambda: load.ok >= 5, 10), "the load is running"
         old.send_signal(signal.SIGUSR2)
         match = old.wait_for(r"Started a new master (\d+)")
         new_pid = int(match[1])
@@ -38,11 +38,12 @@ def test_usr2_starts_a_new_master_on_the_same_sockets_without_failures(
         assert (tmp_path / "master.pid.oldbin").read_text().strip() == str(old.pid)
         new_children = Path(f"/proc/{new_pid}/task/{new_pid}/children")
         assert wait_until(lambda: len(new_children.read_text().split()) == 2, 10)
-        time.sleep(0.5)
+        new_workers = {int(p) for p in new_children.read_text().split()}
+        assert wait_until(lambda: load.pids & new_workers, 10), "both masters serve"
         old.send_signal(signal.SIGTERM)  # the old master drains and goes
         assert old.wait() == 0
-        time.sleep(0.5)
-    new_workers = {int(p) for p in new_children.read_text().split()}
+        after = load.ok
+        assert wait_until(lambda: load.ok >= after + 5, 10), "the new master serves on"
     try:
         assert load.failed == [], load.failed[:5]
         assert load.pids & new_workers, "the new master's workers served"
@@ -135,10 +136,10 @@ def test_without_preload_each_worker_imports_the_app(serve: ServeFactory, tmp_pa
 
 
 def test_graceful_timeout_cuts_stragglers(serve: ServeFactory) -> None:
-    server = serve("-w", "1", "--graceful-timeout", "1")
+    server = serve("announce_app:wsgi", "-w", "1", "--graceful-timeout", "1")
     with server.connect() as sock:
         sock.sendall(get("/delay?ms=20000"))
-        time.sleep(0.2)
+        server.wait_entered("/delay?ms=20000")
         started = time.monotonic()
         server.send_signal(signal.SIGTERM)
         assert server.wait() == 0
@@ -175,10 +176,10 @@ def test_reload_restarts_workers_when_a_source_file_changes(
 
 
 def test_keep_alive_response_during_drain_says_close(serve: ServeFactory) -> None:
-    server = serve("-w", "1")
+    server = serve("announce_app:wsgi", "-w", "1")
     with server.connect() as sock:
         sock.sendall(get("/delay?ms=500"))
-        time.sleep(0.1)
+        server.wait_entered("/delay?ms=500")
         server.send_signal(signal.SIGTERM)
         response = read_response(sock)
     assert response.header("connection") == "close"

@@ -63,17 +63,19 @@ def test_hup_replaces_every_worker_without_failing_a_request(serve: ServeFactory
     server = serve("-w", "2", "--threads", "4")
     old = set(server.worker_pids())
     with steady_load(server) as load:
-        time.sleep(0.3)
+        assert wait_until(lambda: load.ok >= 10, 10), "the load is running"
         started = time.monotonic()
         mark = len(server.lines)
         server.send_signal(signal.SIGHUP)
         server.wait_for("Ready: 2 workers", after=mark)
         assert wait_until(lambda: not old & set(server.worker_pids()), 10)
         reload_s = time.monotonic() - started
-        time.sleep(0.3)
+        new = set(server.worker_pids())
+        after = load.ok
+        serving = wait_until(lambda: load.pids & new and load.ok >= after + 10, 10)
+        assert serving, "the new generation serves"
     assert load.failed == [], load.failed[:5]
     assert load.ok > 20
-    new = set(server.worker_pids())
     assert len(new) == 2 and not new & old
     assert load.pids & new, "the new generation served requests"
     print(f"HUP under load: {load.ok} ok, 0 failed, old generation gone in {reload_s:.2f}s")  # noqa: T201
