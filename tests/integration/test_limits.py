@@ -35,13 +35,14 @@ def test_stalled_body_gets_408(serve: ServeFactory) -> None:
 
 
 def test_client_that_stops_reading_is_dropped(serve: ServeFactory) -> None:
-    server = serve("-w", "1", "--timeout-write", "1")
+    server = serve("-w", "1", "--timeout-write", "1", "--log-level", "debug")
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
     sock.connect((server.host, server.port))
     with sock:
         sock.sendall(get("/bytes?n=200000000"))
-        time.sleep(4)  # never reading: the server's send buffer fills and stays full
+        # Never reading: the server's send buffer fills and stays full until it gives up.
+        server.wait_for("stopped reading; dropping it")
         sock.settimeout(10)
         received = 0
         try:
@@ -54,13 +55,13 @@ def test_client_that_stops_reading_is_dropped(serve: ServeFactory) -> None:
 
 
 def test_limit_concurrency_answers_503_to_the_excess(serve: ServeFactory) -> None:
-    server = serve("-w", "1", "--interface", "asgi", "--limit-concurrency", "1")
+    server = serve("announce_app:asgi", "-w", "1", "--limit-concurrency", "1")
     with server.connect() as idle:
         idle.sendall(get("/"))
         assert read_response(idle).status == 200
         slow = threading.Thread(target=lambda: httpx.get(server.url + "/delay?ms=1500", timeout=10))
         slow.start()
-        time.sleep(0.4)
+        server.wait_entered("/delay?ms=1500")
         idle.sendall(get("/"))
         assert read_response(idle).status == 503
         slow.join(10)
@@ -92,7 +93,7 @@ def test_proxy_protocol_header_gives_the_client(serve: ServeFactory) -> None:
     header = b"PROXY TCP4 203.0.113.5 10.0.0.1 40000 80\r\n"
     with server.connect() as sock:
         sock.sendall(header[:10])
-        time.sleep(0.05)
+        time.sleep(0.05)  # pacing under test: the PROXY header comes in two reads
         sock.sendall(header[10:] + get("/", headers="X-Forwarded-For: 6.6.6.6\r\n"))
         body = json.loads(read_response(sock).body)
     assert body == {"scheme": "http", "client": "203.0.113.5"}  # and its XFF is not believed
@@ -106,7 +107,8 @@ def test_silent_and_slow_connections_do_not_shut_accept(serve: ServeFactory) -> 
     for i, sock in enumerate(loris):
         if i % 2:
             sock.sendall(b"GET / HTTP/1.1\r\nHo")
-    time.sleep(0.3)
+    # No wait needed: the backlog is first in, first out, so the worker has accepted all 20
+    # (their bytes already in their buffers) before it accepts the request below.
     started = time.monotonic()
     assert httpx.get(server.url + "/", timeout=5).status_code == 200
     assert time.monotonic() - started < 1
