@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 import signal
 import socket
-import time
 
 import httpx
 
 from tests.conftest import ServeFactory
-from tests.harness import Server
+from tests.harness import Server, wait_until
 
 
 def metrics_url(server: Server) -> str:
@@ -25,6 +24,20 @@ def value(text: str, line_start: str) -> float:
     return total
 
 
+def published(url: str, expected: dict[str, float], timeout_s: float = 5) -> str:
+    """The metrics text once every line start sums to its expected value (workers publish
+    their counters once a second), or the last text seen if that never happens."""
+    text = ""
+
+    def reached() -> bool:
+        nonlocal text
+        text = httpx.get(url).text
+        return all(value(text, start) == total for start, total in expected.items())
+
+    wait_until(reached, timeout_s)
+    return text
+
+
 def test_metrics_count_requests_by_class_and_time(serve: ServeFactory) -> None:
     server = serve("-w", "2", "--metrics-bind", "127.0.0.1:0")
     base = metrics_url(server)
@@ -34,8 +47,8 @@ def test_metrics_count_requests_by_class_and_time(serve: ServeFactory) -> None:
         for _ in range(3):
             assert client.get(server.url + "/status/404").status_code == 404
         client.get(server.url + "/status/503")
-    time.sleep(1.3)  # workers publish their counters once a second
-    text = httpx.get(base + "/metrics").text
+    count = 'hybridserve_request_duration_seconds_count{interface="wsgi"}'
+    text = published(base + "/metrics", {count: 11})  # all 11 are in
     assert value(text, 'hybridserve_requests_total{class="2xx",interface="wsgi"}') == 7
     assert value(text, 'hybridserve_requests_total{class="4xx",interface="wsgi"}') == 3
     assert value(text, 'hybridserve_requests_total{class="5xx",interface="wsgi"}') == 1
@@ -55,10 +68,11 @@ def test_counters_survive_a_worker_restart(serve: ServeFactory) -> None:
     with httpx.Client(headers={"Connection": "close"}) as client:
         for _ in range(8):
             assert client.get(server.url + "/").status_code == 200
-    time.sleep(1.3)
-    text = httpx.get(base + "/metrics").text
-    assert value(text, 'hybridserve_requests_total{class="2xx"') == 8
-    assert value(text, 'hybridserve_worker_restarts_total{reason="max_requests"}') == 1
+    ok = 'hybridserve_requests_total{class="2xx"'
+    restarts = 'hybridserve_worker_restarts_total{reason="max_requests"}'
+    text = published(base + "/metrics", {ok: 8, restarts: 1})
+    assert value(text, ok) == 8
+    assert value(text, restarts) == 1
 
 
 def test_health_and_readiness_flip_when_the_drain_begins(serve: ServeFactory) -> None:
@@ -84,13 +98,17 @@ def test_a_stalled_metrics_client_does_not_block_the_master(serve: ServeFactory)
 
 
 def test_metrics_path_on_the_app_port_only_when_asked(serve: ServeFactory) -> None:
-    server = serve("-w", "1", "--metrics-path", "/internal/metrics", "--max-requests", "4")
+    metrics = ("--metrics-path", "/internal/metrics", "--metrics-bind", "127.0.0.1:0")
+    server = serve("-w", "1", *metrics, "--max-requests", "4")
+    ok = 'hybridserve_requests_total{class="2xx"'
+    restarts = 'hybridserve_worker_restarts_total{reason="max_requests"}'
     with httpx.Client(headers={"Connection": "close"}) as client:
         for _ in range(6):  # the worker restarts after 4: its counters must not be lost
             assert client.get(server.url + "/").status_code == 200
-        time.sleep(1.3)
+        # Wait on the master's port: a request to the app's port counts as one more.
+        published(metrics_url(server) + "/metrics", {ok: 6, restarts: 1})
         text = client.get(server.url + "/internal/metrics").text
-    assert value(text, 'hybridserve_requests_total{class="2xx"') == 6
-    assert value(text, 'hybridserve_worker_restarts_total{reason="max_requests"}') == 1
+    assert value(text, ok) == 6
+    assert value(text, restarts) == 1
     plain = serve("-w", "1")
     assert httpx.get(plain.url + "/internal/metrics").status_code == 404  # the demo's 404

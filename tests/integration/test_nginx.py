@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import ServeFactory
-from tests.harness import Server
+from tests.harness import Server, wait_until
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 pytestmark = pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed")
@@ -54,6 +54,13 @@ http {{
     }}
 }}
 """
+
+
+def total(text: str, line_start: str) -> float:
+    """The sum of the metric lines that start with ``line_start``."""
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(line_start)
+    )
 
 
 def start_nginx(
@@ -121,13 +128,15 @@ def test_upstream_keep_alive_reuses_connections(behind_nginx: tuple[Server, str]
         for _ in range(20):
             assert client.get(url + "/").status_code == 200
     metrics = "http://" + server.wait_for(r"Metrics at http://([\d.:]+)/metrics")[1]
-    time.sleep(1.2)  # counters are published once a second
-    text = httpx.get(metrics + "/metrics").text
-    accepted = sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("hybridserve_connections_accepted_total{")
-    )
+    text = ""
+
+    def published() -> bool:  # the worker publishes its counters once a second
+        nonlocal text
+        text = httpx.get(metrics + "/metrics").text
+        return total(text, 'hybridserve_requests_total{class="2xx"') == 21  # and start's probe
+
+    assert wait_until(published, 5), text
+    accepted = total(text, "hybridserve_connections_accepted_total{")
     assert 1 <= accepted <= 4, f"nginx opened {accepted} upstream connections for 20 requests"
 
 
