@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
-import time
 from pathlib import Path
 
 import httpx
@@ -19,6 +19,17 @@ HOSTILE = 'evil" 200 - "x\\"\t[31m\xe9 ] \\\\'
 
 def lines(path: Path) -> list[str]:
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def open_files(pid: int) -> set[str]:
+    """The paths of the files process ``pid`` holds open."""
+    paths = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            paths.add(os.readlink(fd))
+        except FileNotFoundError:  # closed while we looked
+            pass
+    return paths
 
 
 def test_default_format_is_gunicorns(serve: ServeFactory) -> None:
@@ -85,7 +96,8 @@ def test_usr1_reopens_the_log_file(serve: ServeFactory, tmp_path: Path) -> None:
     assert wait_until(lambda: log.exists() and lines(log), 5)
     log.rename(tmp_path / "access.log.1")
     server.send_signal(signal.SIGUSR1)
-    time.sleep(0.5)  # the worker gets USR1 from the master
+    (worker,) = server.worker_pids()  # the master passes USR1 on; the worker opens a new file
+    assert wait_until(lambda: str(log) in open_files(worker), 5), "the worker reopened its log"
     httpx.get(server.url + "/status/202")
     assert wait_until(lambda: log.exists() and lines(log), 5)
     assert '" 202 ' in lines(log)[0]

@@ -27,7 +27,7 @@ from wsproto.connection import Connection, ConnectionType
 from wsproto.events import CloseConnection, Event, Ping, TextMessage
 
 from tests.conftest import ServeFactory
-from tests.harness import Server, SocketReader, read_until_close
+from tests.harness import Server, SocketReader, read_until_close, wait_until
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 MAX_SIZE = 65536
@@ -75,9 +75,15 @@ def events_of(server: Server, key: str) -> list[str]:
 
 
 def wait_for_events(server: Server, key: str, timeout_s: float = 5) -> list[str]:
-    deadline = time.monotonic() + timeout_s
-    while not (found := events_of(server, key)) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    """What the app recorded for ``key`` once it recorded anything (or [] at the timeout)."""
+    found: list[str] = []
+
+    def recorded() -> bool:
+        nonlocal found
+        found = events_of(server, key)
+        return bool(found)
+
+    wait_until(recorded, timeout_s)
     return found
 
 
@@ -284,6 +290,7 @@ async def test_client_ping_is_answered(ws: Server) -> None:
 
 async def test_server_pings_keep_an_answering_client_open(ws: Server) -> None:
     async with connect(url(ws, "/echo"), ping_interval=None) as conn:
+        # Idle past a ping's timeout, which is the behaviour under test: pongs keep it open.
         await asyncio.sleep(PING_INTERVAL_S + PING_TIMEOUT_S + 0.3)
         await conn.send("still here")
         assert await conn.recv() == "still here"
@@ -335,7 +342,7 @@ def test_slow_reader_holds_the_app_not_memory(plain: Server) -> None:
         progress = [-1]
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            time.sleep(0.2)
+            time.sleep(0.2)  # the sampling window: a stall is no progress across it
             now = int(events_of(plain, "slow")[0])
             if now == progress[-1]:
                 break
@@ -344,10 +351,7 @@ def test_slow_reader_holds_the_app_not_memory(plain: Server) -> None:
         assert 0 < progress[-1] < total // 2, progress
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     # The reset frees the app: its next send fails instead of waiting forever.
-    deadline = time.monotonic() + 5
-    while events_of(plain, "slow")[-1] != "send failed" and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert events_of(plain, "slow")[-1] == "send failed"
+    assert wait_until(lambda: events_of(plain, "slow")[-1] == "send failed", 5)
 
 
 # -- other servers ----------------------------------------------------------------------
