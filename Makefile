@@ -40,8 +40,9 @@ system-deps:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux; } || \
 	  echo "warning: could not install tmux; tests/integration/test_top.py will be skipped" >&2
 
+# Two test processes: most tests wait on a real server, so two halve the wall time on 2 cores.
 pytest: $(STAMP) system-deps
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 test: lint typecheck pytest
 
