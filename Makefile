@@ -39,6 +39,9 @@ system-deps:
 	@command -v tmux >/dev/null 2>&1 || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux; } || \
 	  echo "warning: could not install tmux; tests/integration/test_top.py will be skipped" >&2
+	@command -v curl >/dev/null 2>&1 && command -v h2load >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl nghttp2-client; } || \
+	  echo "warning: no curl/h2load; their HTTP/2 tests in test_http2.py will be skipped" >&2
 
 # Two test processes: most tests wait on a real server, so two halve the wall time on 2 cores.
 pytest: $(STAMP) system-deps

@@ -484,6 +484,20 @@ class Config:
     server_header: bool = setting(
         True, "Add a Server header unless the app set one.", flag="--server-header", section=HTTP
     )
+    http2: bool = setting(
+        True,
+        "Speak HTTP/2: over TLS when the client offers h2 (ALPN), and on plain TCP when it "
+        "starts with the HTTP/2 preface (prior knowledge). No Upgrade: h2c (RFC 9113 §3.1).",
+        flag="--http2",
+        section=HTTP,
+    )
+    http2_max_concurrent_streams: int = setting(
+        100,
+        "Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS; "
+        "RFC 9113 suggests at least 100). A WSGI worker announces no more than its --threads.",
+        flag="--http2-max-concurrent-streams",
+        section=HTTP,
+    )
     log_level: str = setting(
         "info",
         "Error log level.",
@@ -608,6 +622,11 @@ class Config:
         jitter = self.max_worker_lifetime_jitter_s
         _require(jitter >= 0, "max_worker_lifetime_jitter_s", "must not be negative")
         _require(self.limit_concurrency >= 0, "limit_concurrency", "must not be negative")
+        _require(
+            self.http2_max_concurrent_streams >= 1,
+            "http2_max_concurrent_streams",
+            "must be at least 1",
+        )
         _require(self.drain_delay_s >= 0, "drain_delay_s", "must not be negative")
         _require(
             self.metrics_path is None or self.metrics_path.startswith("/"),

@@ -135,6 +135,9 @@ class HyperBackend:
     def send_head(self, stream_id: int, headers: Headers, end_stream: bool) -> None:
         self._conn.send_headers(stream_id, headers, end_stream=end_stream)
 
+    def send_informational(self, stream_id: int, headers: Headers) -> None:
+        self._conn.send_headers(stream_id, headers)
+
     def send_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
         self._queued.setdefault(stream_id, deque()).append((data, end_stream))
         self._flush_stream(stream_id)

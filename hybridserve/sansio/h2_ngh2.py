@@ -121,6 +121,9 @@ class Ngh2Backend:
     def send_head(self, stream_id: int, headers: Headers, end_stream: bool) -> None:
         self._conn.send_response(stream_id, headers, end_stream=end_stream)
 
+    def send_informational(self, stream_id: int, headers: Headers) -> None:
+        self._conn.send_informational_response(stream_id, headers)
+
     def send_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
         self._conn.send_data(stream_id, data, end_stream=end_stream)
 

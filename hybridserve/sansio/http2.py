@@ -307,6 +307,12 @@ class Http2Connection:
         if end_stream:
             self._local_done(stream_id, stream)
 
+    def send_continue(self, stream_id: int) -> None:
+        """``100 Continue`` for a client that waits for it (RFC 9110 §10.1.1)."""
+        stream = self._streams.get(stream_id)
+        if stream is not None and not stream.head_sent and not self.failed:
+            self._backend.send_informational(stream_id, [(b":status", b"100")])
+
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Body bytes; they wait in the backend for the peer's window (see pending_bytes)."""
         stream = self._streams.get(stream_id)

@@ -12,6 +12,7 @@ import time
 
 from hybridserve.worker.balance import DEFER_S, Share
 from hybridserve.worker.capacity import FRESH_GRACE_S
+from hybridserve.worker.h2session import make_session as h1_or_h2
 from hybridserve.worker.http1 import H1Session
 from hybridserve.worker.preface import Preface, read_proxy_header
 from hybridserve.worker.protocol import HTTPProtocol
@@ -172,9 +173,10 @@ class Acceptor:
         made: list[HTTPProtocol] = []
         server_tls = self._tls
         preface: Preface | None = None
+        make_session = h1_or_h2 if self._state.config.http2 else H1Session
 
         def factory() -> HTTPProtocol:
-            protocol = HTTPProtocol(self._state, H1Session, server_tls, preface)
+            protocol = HTTPProtocol(self._state, make_session, server_tls, preface)
             made.append(protocol)
             return protocol
 

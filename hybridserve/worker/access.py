@@ -56,6 +56,8 @@ def _atoms(entry: Entry) -> dict[str, str]:
     path, _, query = target.partition("?")
     method = request.method.decode("latin-1")
     version = "HTTP/" + request.http_version.decode("latin-1")
+    if version == "HTTP/2":
+        version = "HTTP/2.0"  # as nginx and Apache write it
     return {
         "h": entry.client[0] if entry.client else "-",
         "l": "-",

@@ -222,6 +222,14 @@ class HTTPProtocol(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
+    def write_eof(self) -> bool:
+        """Half-close: our FIN after what is queued, reading goes on; False where the
+        transport cannot (TLS)."""
+        if self._transport is None or not self._transport.can_write_eof():
+            return False
+        self._transport.write_eof()
+        return True
+
     def pause(self, reason: Pause) -> bool:
         """Whether this reason was new; the transport pauses with the first reason."""
         if reason in self._paused or self._transport is None:

@@ -184,7 +184,8 @@ class Worker:
         loop.add_signal_handler(signal.SIGQUIT, self._quit)
         loop.add_signal_handler(signal.SIGUSR1, reopen_files)
         self.share = share = Share(self.slots, self.index)
-        acceptor = Acceptor(state, self.listeners, tls.server_tls(self.config.tls), share)
+        alpn = ("h2", "http/1.1") if self.config.http2 else ("http/1.1",)
+        acceptor = Acceptor(state, self.listeners, tls.server_tls(self.config.tls, alpn), share)
         acceptor.resume()
         if self.early_stops:
             self.stop(False)  # told to go while booting: serve what waits, then leave

@@ -105,13 +105,16 @@ class ServerTLS:
         )
 
 
-def server_context(tls: TLS) -> ssl.SSLContext | None:
-    """None without a certificate; raises ConfigError naming the file that is wrong."""
+def server_context(tls: TLS, alpn: tuple[str, ...] = ("http/1.1",)) -> ssl.SSLContext | None:
+    """None without a certificate; raises ConfigError naming the file that is wrong.
+
+    ``alpn``: the protocols offered, best first ("h2" too when HTTP/2 is on).
+    """
     if tls.certfile is None:
         return None
     context = AlertingContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.set_alpn_protocols(["http/1.1"])
+    context.set_alpn_protocols(list(alpn))
     try:
         context.load_cert_chain(tls.certfile, tls.keyfile, tls.keyfile_password)
     except (OSError, ssl.SSLError) as exc:
@@ -130,9 +133,9 @@ def server_context(tls: TLS) -> ssl.SSLContext | None:
     return context
 
 
-def server_tls(tls: TLS) -> ServerTLS | None:
+def server_tls(tls: TLS, alpn: tuple[str, ...] = ("http/1.1",)) -> ServerTLS | None:
     """The context plus the facts apps are told; built once per worker."""
-    context = server_context(tls)
+    context = server_context(tls, alpn)
     if context is None or tls.certfile is None:
         return None
     ids = {c["name"]: c["id"] & 0xFFFF for c in context.get_ciphers()}

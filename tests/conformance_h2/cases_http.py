@@ -232,7 +232,7 @@ def case_content_length_matches(c: H2Client) -> None:
         raise CaseFailed("a body matching its content-length was refused")
 
 
-@case("RFC 9113 §8.1")
+@case("RFC 9113 §8.1", live=False)  # ASGI and WSGI have no request trailers to show
 def case_trailers_delivered(c: H2Client) -> None:
     c.handshake()
     c.send(c.headers(1, request_fields(b"POST", b"/headers"), end_stream=False))
@@ -260,7 +260,7 @@ def case_trailers_without_end_stream(c: H2Client) -> None:
 @case("RFC 9113 §8.1")
 def case_response_trailers_sent(c: H2Client) -> None:
     c.handshake()
-    c.request(1, request_fields(b"POST", b"/trailers"), b"abcd")
+    c.request(1, request_fields(b"POST", b"/trailers", extra=[(b"te", b"trailers")]), b"abcd")
     response = c.response(1)
     if response.trailers != [(b"x-checksum", b"4")]:
         raise CaseFailed(f"response trailers {response.trailers!r}")

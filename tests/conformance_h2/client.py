@@ -190,6 +190,16 @@ class H2Client:
             seen.append(frame)
         return seen
 
+    def head_then_sync(self, stream_id: int) -> list[Frame]:
+        """Frames up to the response head on ``stream_id`` (an app may take its time),
+        then every frame sent before our PING's answer."""
+        seen: list[Frame] = []
+        while (frame := self.read_frame()) is not None:
+            seen.append(frame)
+            if isinstance(frame, HeadersFrame) and frame.stream_id == stream_id:
+                return seen + self.sync()
+        raise CaseFailed(f"no response head on stream {stream_id}")
+
     def _decode(self, frame: HeadersFrame, response: Response | None) -> Response:
         block = bytes(frame.data)
         while "END_HEADERS" not in frame.flags:

@@ -1,9 +1,7 @@
 """The conformance cases' server in-process: an Http2Connection and a small app, no sockets.
 
-The app answers like tests/apps/h2_apps.py does over a socket, so a case reads the same
-either way: ``/`` says what it received, ``/headers`` lists the request's fields and
-trailers, ``/big/N`` sends N bytes, ``/trailers`` ends with trailer fields, ``/early``
-answers before the body arrives, and ``/hold`` never reads its body (its window stays shut).
+The app answers with tests/apps/h2_apps.py's ``answer``, as the live server's app does, so
+a case reads the same either way; ``/hold`` never reads its body (its window stays shut).
 """
 
 from __future__ import annotations
@@ -23,32 +21,13 @@ from hybridserve.sansio.h2events import (
 )
 from hybridserve.sansio.h2guard import FloodLimits
 from hybridserve.sansio.http2 import Http2Connection
+from tests.apps.h2_apps import answer
 
 
 @dataclass
 class _Exchange:
     request: Request
     body: bytearray = field(default_factory=bytearray)
-
-
-def answer(request: Request, body: bytes, trailers: Headers) -> tuple[Headers, bytes, Headers]:
-    """Headers, body and trailers of the test app's response (the live app answers the same)."""
-    path = request.target
-    end_trailers: Headers = []
-    if path.startswith(b"/big/"):
-        payload = b"x" * int(path[5:])
-    elif path == b"/headers":
-        lines = [name + b": " + value for name, value in request.headers]
-        lines += [b"trailer " + name + b": " + value for name, value in trailers]
-        payload = b"\n".join(lines)
-    else:
-        payload = b"%s %s %d" % (request.method, path, len(body))
-    if path == b"/trailers":
-        end_trailers = [(b"x-checksum", b"%d" % len(body))]
-    headers = [(b"Content-Type", b"text/plain"), (b"Connection", b"keep-alive")]
-    if not end_trailers:
-        headers.append((b"content-length", b"%d" % len(payload)))
-    return headers, payload, end_trailers
 
 
 class SansioDriver:
@@ -103,7 +82,11 @@ class SansioDriver:
 
     def _respond(self, stream_id: int, trailers: Headers) -> None:
         exchange = self.exchanges[stream_id]
-        headers, payload, end = answer(exchange.request, bytes(exchange.body), trailers)
+        request = exchange.request
+        fields = request.headers
+        headers, payload, end = answer(
+            request.method, request.target, fields, bytes(exchange.body), trailers
+        )
         self.conn.send_head(stream_id, 200, headers)
         self.conn.send_data(stream_id, payload, end_stream=not end)
         if end:
