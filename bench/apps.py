@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 
 HELLO = b"Hello, world!"
 NOT_FOUND = b"Not Found"
+BIG = b"x" * 65536  # /64k, for the HTTP/2 scenario
 
 _Scope = MutableMapping[str, Any]
 _Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -53,6 +54,8 @@ async def asgi_app(scope: _Scope, receive: _Receive, send: _Send) -> None:
     status, body = 200, HELLO
     if path == "/delay":
         await asyncio.sleep(_delay_seconds(scope["query_string"].decode("latin-1")))
+    elif path == "/64k":  # the HTTP/2 scenario's larger response
+        body = BIG
     elif path != "/":
         status, body = 404, NOT_FOUND
     await send(

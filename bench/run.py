@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from balance import BALANCE_SECONDS, METRICS_PATH, SHAPES, SOCKET, measure_balance, reuse_port
+from h2bench import H2Load, granian_h2, run_h2load, uvicorn_h2
 from harness import (
     BENCH_DIR,
     Load,
@@ -189,6 +190,26 @@ def balance_scenarios() -> list[Scenario]:
     ]
 
 
+def h2_scenarios() -> list[Scenario]:
+    """HTTP/2 over h2c with h2load (the HTTP/2 issue); our HTTP/1.1 figure is asgi-hello's."""
+    servers = [
+        hybridserve("asgi"),
+        uvicorn_h2(str(VBIN), PYPATH),
+        HYPERCORN,
+        granian_h2(str(VBIN), PYPATH),
+    ]
+    return [
+        Scenario("h2c-hello", "HTTP/2 h2c hello, 1 worker", "uvicorn zttp h2", servers, H2Load()),
+        Scenario(
+            "h2c-64k",
+            "HTTP/2 h2c, 64 KiB response, 1 worker",
+            "uvicorn zttp h2",
+            servers,
+            H2Load(path="/64k"),
+        ),
+    ]
+
+
 def scenarios() -> list[Scenario]:
     """The scenarios of the benchmark issue, in run order."""
     return [
@@ -244,6 +265,7 @@ def scenarios() -> list[Scenario]:
         ),
         *pinned_scenarios(),
         *balance_scenarios(),
+        *h2_scenarios(),
         Scenario(
             "memory",
             f"Memory: idle worker, and growth per {MEMORY_CONNECTIONS} idle keep-alive connections",
@@ -256,10 +278,15 @@ def scenarios() -> list[Scenario]:
 
 def measure_load(server: Server, load: Load, duration: int, warmup: int) -> Row:
     """Warm up, then one measured wrk run with the server tree's CPU time around it."""
-    if warmup:
-        run_wrk(load, server.port, warmup)
-    before = cpu_seconds(server.pids())
-    result = run_wrk(load, server.port, duration)
+    if isinstance(load, H2Load):  # sized by requests, not seconds
+        run_h2load(load, server.port)
+        before = cpu_seconds(server.pids())
+        result = run_h2load(load, server.port)
+    else:
+        if warmup:
+            run_wrk(load, server.port, warmup)
+        before = cpu_seconds(server.pids())
+        result = run_wrk(load, server.port, duration)
     cpu = cpu_seconds(server.pids()) - before
     if not server.alive():
         raise ServerError(f"died under load: {server.tail()}")

@@ -12,7 +12,7 @@ if [ ! -f "$STAMP" ] || [ setup.sh -nt "$STAMP" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
     # One package at a time so a peer that fails to install is skipped, not fatal.
     ok=1
-    for pkg in gunicorn 'uvicorn[standard]' httptools uvloop granian waitress hypercorn whitenoise; do
+    for pkg in gunicorn 'uvicorn[standard]' httptools uvloop granian waitress hypercorn whitenoise zttp; do
         .venv/bin/python -m pip install --quiet "$pkg" \
             || { ok=0; echo "setup.sh: could not install $pkg; run.py will skip it" >&2; }
     done
@@ -34,5 +34,14 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
         apt-get install -y -qq nginx-light >/dev/null || echo "setup.sh: no nginx" >&2
     else
         sudo apt-get install -y -qq nginx-light >/dev/null || echo "setup.sh: no nginx" >&2
+    fi
+fi
+
+# h2load (Debian's nghttp2-client) for the HTTP/2 scenarios; without it they are skipped.
+if ! command -v h2load >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get install -y -qq nghttp2-client >/dev/null || echo "setup.sh: no h2load" >&2
+    else
+        sudo apt-get install -y -qq nghttp2-client >/dev/null || echo "setup.sh: no h2load" >&2
     fi
 fi
