@@ -12,10 +12,10 @@ import time
 
 from hybridserve.worker.balance import DEFER_S, Share
 from hybridserve.worker.capacity import FRESH_GRACE_S
-from hybridserve.worker.h2session import make_session as h1_or_h2
 from hybridserve.worker.http1 import H1Session
 from hybridserve.worker.preface import Preface, read_proxy_header
 from hybridserve.worker.protocol import HTTPProtocol
+from hybridserve.worker.sessions import make_session as h1_or_h2
 from hybridserve.worker.state import WorkerState
 from hybridserve.worker.tls import ServerTLS
 

@@ -1,7 +1,7 @@
 """H2Session: the HTTP/2 side of a connection, between its transport and its streams.
 
-HTTPProtocol keeps the transport; ``make_session`` gives it this session when the client's
-first bytes are the HTTP/2 connection preface (after ALPN "h2" over TLS, or with prior
+HTTPProtocol keeps the transport; ``sessions.make_session`` gives it this session when the
+client's first bytes are the HTTP/2 connection preface (after ALPN "h2" over TLS, or with prior
 knowledge on plain TCP), else the HTTP/1.1 one. Each request becomes a ``Stream``, the same
 the HTTP/1.1 path makes, so the ASGI and WSGI adapters serve it unchanged; this class is
 those streams' ``Link``.
@@ -31,9 +31,8 @@ from hybridserve.sansio.h2events import (
     StreamReset,
     WindowOpened,
 )
-from hybridserve.sansio.http2 import PREFACE, Http2Connection
-from hybridserve.worker.http1 import H1Session
-from hybridserve.worker.protocol import HTTPProtocol, Session
+from hybridserve.sansio.http2 import Http2Connection
+from hybridserve.worker.protocol import HTTPProtocol
 from hybridserve.worker.stream import NO_BODY_STATUSES, Stream
 
 log = logging.getLogger("hybridserve.error")
@@ -41,19 +40,7 @@ log = logging.getLogger("hybridserve.error")
 SEND_HIGH_BYTES = 64 * 1024  # response bytes waiting for the client's window, per stream
 LINGER_S = 2.0  # after a connection error, how long the client may take to close its side
 FILE_CHUNK_BYTES = 64 * 1024  # a file body is read this much at a time, as the window allows
-
-
-def make_session(wire: HTTPProtocol, first: bytes) -> Session:
-    """HTTP/2 for a client that opens with the preface (RFC 9113 §3.3, §3.4), else HTTP/1.1.
-
-    Three bytes decide: no HTTP/1.1 method but PRI (reserved for this) starts so.
-    """
-    if len(first) >= 3 and PREFACE.startswith(first[: len(PREFACE)]):
-        return H2Session(wire)
-    return H1Session(wire, first)
-
-
-_BAD_VALUE = (b"\r", b"\n", b"\x00")
+_BAD_VALUE = (b"\r", b"\n", b"\x00")  # never in a response field
 
 
 class H2Session:
