@@ -74,5 +74,3 @@ class Undecided:
 
     def hand_over(self) -> bool:
         return self._session is not None and self._session.hand_over()
-
-
