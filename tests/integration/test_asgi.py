@@ -41,7 +41,7 @@ def events(server: Server, key: str, *, until: int = 0, timeout_s: float = 5) ->
         seen: list[str] = httpx.get(f"{server.url}/events?id={key}").json()
         if len(seen) >= until or time.monotonic() > deadline:
             return seen
-        time.sleep(0.02)
+        time.sleep(0.02)  # the poll interval of this bounded wait
 
 
 def worker_pid(server: Server) -> str:
@@ -256,4 +256,4 @@ def test_starlette_background_task_runs_after_the_response(starlette: Server) ->
     deadline = time.monotonic() + 5
     while "job1" not in httpx.get(starlette.url + "/done").json():
         assert time.monotonic() < deadline, "the background task never ran"
-        time.sleep(0.02)
+        time.sleep(0.02)  # the poll interval of this bounded wait

@@ -57,7 +57,7 @@ def start_haproxy(
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 return proc, port
             except OSError:
-                time.sleep(0.05)
+                time.sleep(0.05)  # the poll interval of this bounded wait
         if proc.poll() is None:
             proc.terminate()
         proc.wait(10)

@@ -82,7 +82,7 @@ def test_one_gigabyte_download_by_a_slow_client(server: Server) -> None:
             received += len(data)
             reads += 1
             if reads % 256 == 0:
-                time.sleep(0.02)  # a slow reader
+                time.sleep(0.02)  # a slow reader: the behaviour under test
     growth = peak.stop() - baseline
     assert received >= GB  # the whole body (plus its head) arrived
     assert growth < LIMIT_BYTES, f"RSS grew {growth >> 20} MiB"

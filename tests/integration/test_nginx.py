@@ -84,7 +84,7 @@ def start_nginx(
                 httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
                 return proc, port
             except httpx.TransportError:
-                time.sleep(0.05)
+                time.sleep(0.05)  # the poll interval of this bounded wait
         if proc.poll() is None:
             proc.terminate()
         proc.wait(10)

@@ -43,7 +43,7 @@ def uvicorn_url() -> Iterator[str]:
                 break
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "uvicorn did not start"
-                time.sleep(0.05)
+                time.sleep(0.05)  # the poll interval of this bounded wait
         yield url
     finally:
         proc.terminate()

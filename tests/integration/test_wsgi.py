@@ -57,7 +57,7 @@ def events(server: Server, key: str, *, until: int = 0, timeout_s: float = 5) ->
         seen: list[str] = httpx.get(f"{server.url}/events?id={key}").json()
         if len(seen) >= until or time.monotonic() > deadline:
             return seen
-        time.sleep(0.02)
+        time.sleep(0.02)  # the poll interval of this bounded wait
 
 
 def worker_pid(server: Server) -> str:
