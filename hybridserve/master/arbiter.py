@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import select
 import signal
 import socket
 import time
@@ -42,6 +41,7 @@ from hybridserve.master import (
 )
 from hybridserve.master.boot import BootPolicy, Verdict
 from hybridserve.master.children import WorkerInfo
+from hybridserve.master.console import Console
 from hybridserve.master.reconfig import merge_reloaded
 from hybridserve.worker.exposition import encode_totals
 from hybridserve.worker.slots import DRAINING, READY, Slots
@@ -106,8 +106,7 @@ class Arbiter:
         self._drain_at: float | None = None  # --drain-delay: when the real drain starts
         self.totals = metrics.Totals()
         self._unix_paths = unix_paths  # the socket files we created: removed on exit
-        self._metrics: metrics.MetricsServer | None = None
-        self._control: control.ControlServer | None = None
+        self._console: Console | None = None  # made with the wakeup pipe, in run()
         self._commands: deque[tuple[int, str]] = deque()  # (signal to act as, what was asked)
         self._recycler = recycle.Recycler()
         self._started_at = time.monotonic()
@@ -122,27 +121,31 @@ class Arbiter:
         os.set_blocking(self._wakeup_r, False)
         os.set_blocking(self._wakeup_w, False)
         signal.set_wakeup_fd(self._wakeup_w)
+        console = self._console = Console(self._wakeup_r)
         for sig in HANDLED_SIGNALS:
             signal.signal(sig, self._enqueue)
         self._write_pid_file()
         self.config.hooks.call("on_starting", self._server)
         if self.config.metrics_bind is not None:
             try:
-                self._start_metrics(self.config.metrics_bind)
+                console.start_metrics(self.config.metrics_bind, self._metrics_request)
             except OSError as exc:
                 log.error("Cannot serve metrics on %s: %s", self.config.metrics_bind, exc)
                 return EXIT_ERROR
         if self.config.reload:
             self._start_watcher()
         try:
-            if self.config.control_socket is not None and not self._start_control():
+            control_path = self.config.control_socket
+            if control_path is not None and not console.start_control(
+                str(control_path), self._control_request
+            ):
                 self._exit_code = EXIT_ERROR
                 return self._exit_code
             self._spawn_missing()
             while not self._finished():
                 booting = any(not w.ready for w in self.workers.values())
                 timeout = 0.05 if booting or self._stop_deadline or self._signals else 0.5
-                self._poll(timeout)
+                console.poll(timeout)
                 while self._signals:
                     self._dispatch(self._signals.popleft())
                 while self._commands:
@@ -157,10 +160,7 @@ class Arbiter:
                 self._check_workers()
                 self._spawn_missing()
         finally:
-            if self._metrics is not None:
-                self._metrics.close()
-            if self._control is not None:
-                self._control.close()
+            console.close()
             self._notifier.close()
             if self._watcher is not None:
                 self._kill(self._watcher, signal.SIGTERM)
@@ -184,41 +184,6 @@ class Arbiter:
     def handed_over(self) -> bool:
         """A new master started by USR2 is running on our sockets."""
         return self._new_master is not None
-
-    def _poll(self, timeout: float) -> None:
-        """Wait for a signal, a metrics or control client, or the timeout; serve clients."""
-        owners: dict[int, metrics.MetricsServer | control.ControlServer] = {}
-        for server in (self._metrics, self._control):
-            if server is not None:
-                owners.update(dict.fromkeys(server.fds(), server))
-        writers = self._control.write_fds() if self._control is not None else []
-        readable: list[int] = []
-        writable: list[int] = []
-        with contextlib.suppress(InterruptedError):
-            readable, writable, _ = select.select([self._wakeup_r, *owners], writers, [], timeout)
-        with contextlib.suppress(OSError):
-            while os.read(self._wakeup_r, 512):
-                pass
-        for fd in readable:
-            if fd in owners:
-                owners[fd].on_readable(fd)
-        for server in (self._metrics, self._control):
-            if server is not None:
-                server.sweep()
-        if self._control is not None:
-            for fd in writable:
-                self._control.on_writable(fd)
-
-    def _start_control(self) -> bool:
-        path = str(self.config.control_socket)
-        try:
-            sock = control.bind(path)
-        except ConfigError as exc:
-            log.error("%s", exc)
-            return False
-        self._control = control.ControlServer(sock, self._control_request)
-        log.info("Control socket at %s", path)
-        return True
 
     def _control_request(self, request: control.Request) -> Any:
         """Answer what can be read now; queue what changes something for the loop."""
@@ -247,11 +212,6 @@ class Arbiter:
             "stopping": self._stopping,
             **roster.summary(rows, self.totals),
         }
-
-    def _start_metrics(self, address: str) -> None:
-        spec = sockets.parse_bind(address)
-        self._metrics = metrics.MetricsServer(sockets.bind(spec, 64), self._metrics_request)
-        log.info("Metrics at %s/metrics", sockets.describe(self._metrics.sock))
 
     def _metrics_request(self, path: str) -> tuple[int, str, bytes]:
         samples = []
@@ -284,10 +244,8 @@ class Arbiter:
         """
         dirs = self.config.reload_dirs or (os.getcwd(),)
         inherited = [self._wakeup_r, self._wakeup_w, *(s.fileno() for s in self.listeners)]
-        if self._metrics is not None:
-            inherited += self._metrics.fds()
-        if self._control is not None:
-            inherited += self._control.fds()
+        if self._console is not None:
+            inherited += self._console.fds()
         self._watcher = succession.start_watcher(dirs, self.pid, HANDLED_SIGNALS, inherited)
 
     def _finished(self) -> bool:
@@ -664,8 +622,8 @@ class Arbiter:
             signal.signal(sig, signal.SIG_DFL)
         os.close(self._wakeup_r)
         os.close(self._wakeup_w)
-        if self._control is not None:
-            self._control.close_in_child()
+        if self._console is not None and self._console.control is not None:
+            self._console.control.close_in_child()
         children.set_title("worker", self.config)
         self._identity.apply()
 
