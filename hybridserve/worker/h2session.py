@@ -70,6 +70,7 @@ class H2Session:
         self._write_paused = False  # the transport's buffer is full
         self._idle_since = state.clock.now
         self._linger_until = 0.0  # after a connection error: reading the client out, then close
+        self._flush_pending = False  # a flush is scheduled for the end of this loop turn
         self._flush()  # our SETTINGS: the server's preface (RFC 9113 §3.4)
 
     # -- the transport's side, forwarded by HTTPProtocol --------------------------------
@@ -183,6 +184,10 @@ class H2Session:
     def _window_opened(self, sid: int) -> None:
         for file_sid in [s for s in self._files if sid in (0, s)]:
             self._pump(file_sid)
+        self._resume_blocked(sid)
+
+    def _resume_blocked(self, sid: int) -> None:
+        """Cycles told to pause writing go on once their queue is half drained."""
         waiting = self._blocked if sid == 0 else self._blocked & {sid}
         for blocked in list(waiting):
             if self._conn.pending_bytes(blocked) <= SEND_HIGH_BYTES // 2:
@@ -197,11 +202,20 @@ class H2Session:
         else:
             log.debug("HTTP/2 connection error with %s: %s", self._wire.peer.address, event.reason)
 
+    def _flush_soon(self) -> None:
+        """Write at the end of this loop turn: the streams answered in it share one write."""
+        if not self._flush_pending:
+            self._flush_pending = True
+            self._state.loop.call_soon(self._flush)
+
     def _flush(self) -> None:
+        self._flush_pending = False
         wire = self._wire
         if not wire.open:
             return
         wire.write(self._conn.data_to_send())
+        if self._blocked:
+            self._resume_blocked(0)  # what waited in the connection may have gone out now
         if self._conn.failed:
             self._linger()
         elif self._conn.closing and not self._streams:
@@ -297,7 +311,7 @@ class H2Session:
             self._conn.send_data(sid, chunk, end_stream=index >= len(body.pieces))
         self._files[sid] = (body, index, offset, sent)
         self._sent_bytes[sid] = self._sent_bytes.get(sid, 0) + total
-        self._flush()
+        self._flush_soon()
         if index >= len(body.pieces):
             self._file_over(sid, whole=True)
 
@@ -311,7 +325,7 @@ class H2Session:
         sid = self._ids.get(stream)
         if sid is not None:
             self._conn.send_trailers(sid, trailers)
-            self._flush()
+            self._flush_soon()
 
     def write_continue(self, stream: Stream) -> None:
         sid = self._ids.get(stream)
@@ -321,7 +335,7 @@ class H2Session:
             self._flush()
 
     def _after_write(self, sid: int, stream: Stream) -> None:
-        self._flush()
+        self._flush_soon()
         if sid not in self._blocked and self._conn.pending_bytes(sid) > SEND_HIGH_BYTES:
             self._blocked.add(sid)
             if stream.cycle is not None:

@@ -95,6 +95,7 @@ async def test_each_stream_is_a_cycle_and_capacity_counts_streams() -> None:
     r.protocol.data_received(DataFrame(1, b"x", flags=["END_STREAM"]).serialize())
     assert first.ended and not second.ended
     first.answer(b"hello")
+    await asyncio.sleep(0)  # the answers of one loop turn go out in one write, at its end
     sent = [f for f in r.frames() if isinstance(f, HeadersFrame | DataFrame)]
     assert [f.stream_id for f in sent] == [1, 1]
     assert r.state.capacity.in_flight == 1 and r.state.record.requests == 1
@@ -108,6 +109,7 @@ async def test_client_reset_disconnects_only_that_stream() -> None:
     assert first.gone and not second.gone
     assert r.state.capacity.in_flight == 1
     first.answer()  # too late: nothing goes out for it
+    await asyncio.sleep(0)
     assert not [f for f in r.frames() if isinstance(f, HeadersFrame)]
 
 
