@@ -207,8 +207,9 @@ def case_no_window_update_before_app_reads(c: H2Client) -> None:
 def case_window_update_as_app_reads(c: H2Client) -> None:
     _open(c)
     c.send(*[DataFrame(1, b"q" * 10000) for _ in range(4)])
+    frames = c.sync()
     credited = sum(
-        f.window_increment for f in c.sync() if isinstance(f, WindowUpdateFrame) and f.stream_id
+        f.window_increment for f in frames if isinstance(f, WindowUpdateFrame) and f.stream_id
     )
     if credited < 20000:
         raise CaseFailed(f"only {credited} of 40000 consumed bytes credited back")
