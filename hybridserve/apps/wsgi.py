@@ -62,6 +62,7 @@ class WSGIAdapter:
         self.root_path = root_path
         self.multiprocess = multiprocess
         self.lost_threads = 0  # stuck past --request-timeout: written off until they return
+        self._lost_cycles: set[WSGICycle] = set()
         self._on_threads_lost = on_threads_lost
         self._mailbox: LoopMailbox | None = None
 
@@ -70,10 +71,19 @@ class WSGIAdapter:
             self._mailbox = LoopMailbox(loop)
         return self._mailbox
 
-    def thread_lost(self, delta: int) -> None:
-        """Loop thread: a thread was written off (+1) or came back (-1)."""
-        self.lost_threads += delta
+    def written_off(self, cycle: WSGICycle) -> None:
+        """Loop thread: ``cycle``'s thread is stuck past its deadline; count it lost."""
+        self._lost_cycles.add(cycle)
+        self.lost_threads = len(self._lost_cycles)
         self._on_threads_lost(self.lost_threads)
+
+    def check_lost(self) -> None:
+        """Loop thread, once a second: give back the written-off threads that returned."""
+        back = {cycle for cycle in self._lost_cycles if cycle.thread_done}
+        if back:
+            self._lost_cycles -= back
+            self.lost_threads = len(self._lost_cycles)
+            self._on_threads_lost(self.lost_threads)
 
     def new_cycle(self, request: Request, channel: Channel) -> WSGICycle:
         return WSGICycle(self, request, channel)
@@ -102,10 +112,11 @@ class WSGICycle:
         self._headers: Headers | None = None
         self._head_sent = False
         self._thread = 0  # ident of the thread running the app, while it does (for stacks)
-        # Loop thread only: the loop alone decides whether the thread was written off and
-        # whether it came back, so no moment exists where both sides think the other will.
-        self._lost = False
-        self._returned = False
+        # The thread only reports that it is done (one store, no post: no loop wake-up);
+        # the loop alone writes threads off and gives them back (WSGIAdapter.check_lost),
+        # so no moment exists where both sides think the other will.
+        self.thread_done = False
+        self._lost = False  # loop thread only
 
     # -- loop thread --------------------------------------------------------------
     def feed_body(self, data: bytes) -> None:
@@ -138,8 +149,8 @@ class WSGICycle:
 
         A thread cannot be stopped from outside; it is given back if it ever returns.
         """
-        if self._returned or self._lost:
-            return  # the thread is back already (its word may still be on the way)
+        if self.thread_done or self._lost:
+            return
         thread = self._thread
         frame = sys._current_frames().get(thread) if thread else None
         if frame is None:
@@ -148,13 +159,7 @@ class WSGICycle:
         stack = "".join(traceback.format_stack(frame))
         log.error("WSGI request %r stuck past its deadline at:\n%s", self._request.target, stack)
         self._lost = True
-        self._adapter.thread_lost(+1)
-
-    def _thread_returned(self) -> None:
-        """Loop thread: the app's thread is free again; one written off counts back."""
-        self._returned = True
-        if self._lost:
-            self._adapter.thread_lost(-1)
+        self._adapter.written_off(self)
 
     def shutdown(self) -> None:
         """A thread cannot be told; it finishes within the graceful timeout or is cut."""
@@ -273,7 +278,7 @@ class WSGICycle:
                 self._run_app()
         finally:
             self._thread = 0
-            self._post(self._thread_returned)
+            self.thread_done = True
 
     def _run_app(self) -> None:
         request = self._request

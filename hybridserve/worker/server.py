@@ -85,6 +85,7 @@ class Worker:
         self._started = time.time()
         self._next_tick = 0.0
         self.lifespan: Lifespan | None = None
+        self._wsgi: WSGIAdapter | None = None  # WSGI: its written-off threads are checked
         self.share: Share | None = None
 
     def _adapter(self, capacity: Capacity) -> Adapter:
@@ -103,13 +104,14 @@ class Worker:
             capacity.threads_lost(lost)
             self._threads_lost(lost, capacity)
 
-        return WSGIAdapter(
+        self._wsgi = WSGIAdapter(
             self.app,
             ThreadPool(config.threads),
             root_path=config.root_path_stripped,
             multiprocess=config.workers > 1,
             on_threads_lost=threads_lost,
         )
+        return self._wsgi
 
     def _state(
         self,
@@ -303,6 +305,8 @@ class Worker:
         if self._next_tick:
             state.loop_lag_s = max(0.0, now - self._next_tick)
         state.sweep()
+        if self._wsgi is not None:
+            self._wsgi.check_lost()
         self._beat()
         self._hand_over()
         if os.getppid() != self.master_pid:
