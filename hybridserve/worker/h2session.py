@@ -65,6 +65,7 @@ class H2Session:
         self._unacked: dict[int, int] = {}  # body bytes held back from the window: app behind
         self._blocked: set[int] = set()  # streams told to pause writing (client's window)
         self._continued: set[int] = set()
+        self._body_due: dict[int, float] = {}  # streams whose body is coming: next byte by then
         self._files: dict[int, tuple[FileBody, int, int, Callable[[int, bool], None]]] = {}
         self._sent_bytes: dict[int, int] = {}
         self._write_paused = False  # the transport's buffer is full
@@ -87,6 +88,7 @@ class H2Session:
                 if stream is not None:
                     starting.append(stream)
             elif kind is StreamEnded:
+                self._body_due.pop(event.stream_id, None)  # type: ignore[union-attr]
                 stream = self._streams.get(event.stream_id)  # type: ignore[union-attr]
                 if stream is not None and stream.cycle is not None:
                     stream.cycle.feed_end()
@@ -142,6 +144,8 @@ class H2Session:
             request_deadline=state.clock.now + request_s if request_s else 0.0,
         )
         self._streams[sid] = stream
+        if not event.end_stream:
+            self._body_due[sid] = state.clock.now + state.config.timeouts.body_read_s
         self._ids[stream] = sid
         stream.cycle = state.new_cycle(event.request, stream)
         if self._write_paused:
@@ -155,6 +159,8 @@ class H2Session:
             self._conn.ack_consumed(sid, size)
             return
         stream.cycle.feed_body(event.data)  # may call pause_stream at once
+        if sid in self._body_due:
+            self._body_due[sid] = self._state.clock.now + self._state.config.timeouts.body_read_s
         if sid in self._unacked:
             self._unacked[sid] += size
         else:
@@ -178,6 +184,7 @@ class H2Session:
         self._unacked.pop(sid, None)
         self._blocked.discard(sid)
         self._continued.discard(sid)
+        self._body_due.pop(sid, None)
         if not self._streams:
             self._idle_since = self._state.clock.now
 
@@ -394,9 +401,24 @@ class H2Session:
         for sid, stream in list(self._streams.items()):
             if stream.request_deadline and now >= stream.request_deadline:
                 self._expire(sid, stream)
+            elif sid not in self._unacked and now >= self._body_due.get(sid, now + 1):
+                self._body_late(sid, stream)  # (a paused stream waits for its app, not us)
         idle_s = self._state.config.timeouts.keep_alive_s
         if not self._streams and now - self._idle_since >= idle_s:
             self.shutdown()
+
+    def _body_late(self, sid: int, stream: Stream) -> None:
+        """The client stopped sending this stream's body (--timeout-body-read): 408 if we
+        still can, else a reset; the app hears of a disconnect. Other streams go on."""
+        log.debug(
+            "HTTP/2 stream %d from %s: body not received in time", sid, self._wire.peer.address
+        )
+        if stream.status:
+            self._conn.reset(sid, ErrorCode.CANCEL)
+        else:
+            self._conn.send_head(sid, 408, [(b"content-length", b"0")], end_stream=True)
+        self._gone(sid)
+        self._flush()
 
     def _expire(self, sid: int, stream: Stream) -> None:
         """Past --request-timeout: 503 if the head is not out yet, else a reset."""

@@ -129,3 +129,15 @@ async def test_connection_error_lingers_behind_its_goaway() -> None:
     r.protocol.data_received(DataFrame(1, b"x").serialize())  # DATA on an idle stream
     assert [f.error_code for f in r.frames() if isinstance(f, GoAwayFrame)] == [1]
     assert r.transport.eof_written and not r.transport.closed  # reads on until the client closes
+
+
+async def test_a_stalled_body_gets_408_on_its_stream_only() -> None:
+    r = h2_rig()
+    r.protocol.data_received(r.headers(1) + r.headers(3, end=True))
+    stalled, done = r.adapter.cycles
+    r.frames()
+    late = r.state.clock.now + r.state.config.timeouts.body_read_s + 1
+    r.protocol.check_deadline(late)
+    heads = [f for f in r.frames() if isinstance(f, HeadersFrame)]
+    assert [h.stream_id for h in heads] == [1] and stalled.gone and not done.gone
+    assert r.state.capacity.in_flight == 1 and not r.transport.closed
