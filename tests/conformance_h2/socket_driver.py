@@ -12,6 +12,7 @@ class SocketDriver:
 
     def __init__(self, host: str, port: int) -> None:
         self.sock = socket.create_connection((host, port), timeout=READ_TIMEOUT_S)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as real h2 clients
         self._eof = False
 
     def send(self, data: bytes) -> None:
