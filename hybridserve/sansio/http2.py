@@ -53,6 +53,7 @@ from hybridserve.sansio.h2headers import (
 )
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+SLICE_BYTES = 16 * 1024  # input fed to the backend at a time, flood counters checked between
 
 
 class _Stream:
@@ -119,14 +120,22 @@ class Http2Connection:
         if broken is not None:
             self._fail(ErrorCode.PROTOCOL_ERROR, broken)
             return self._take_events()
+        # A flood is judged after each slice, so one read full of it costs little work.
+        for at in range(0, len(data), SLICE_BYTES):
+            self._feed(data[at : at + SLICE_BYTES] if len(data) > SLICE_BYTES else data, now_s)
+            if self.failed:
+                break
+        return self._take_events()
+
+    def _feed(self, data: bytes, now_s: float) -> None:
         try:
             raw = self._backend.receive(data)
         except BackendError as exc:
             self._fail(exc.code, str(exc), written=exc.goaway_sent)
-            return self._take_events()
+            return
         for event in raw:
             if self.failed:
-                break
+                return
             if type(event) is StreamData:
                 self._on_data(event, now_s)
             elif type(event) is RawHeaders:
@@ -135,7 +144,6 @@ class Http2Connection:
                 self._on_end(event.stream_id, [], now_s)
             else:
                 self._on_control(event, now_s)
-        return self._take_events()
 
     def _take_events(self) -> list[H2Event]:
         events, self._events = self._events, []
