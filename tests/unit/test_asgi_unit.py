@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hybridserve.apps import asgi as asgi_module
 from hybridserve.apps.asgi import (
     ASGIAdapter,
     HTTPCycle,
@@ -399,3 +402,25 @@ async def test_body_after_the_response_completed_is_refused() -> None:
     channel, _ = await run(app)
     assert len(raised) == 1
     assert channel.calls == [("head", 200, b"ok", True)]
+
+
+async def test_pathsend_opens_and_stats_its_file_off_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "f.txt").write_bytes(b"file body")
+    opened_on: list[int] = []
+    real = asgi_module.open_regular_file
+
+    def recording_open(path: str) -> tuple[int, int]:
+        opened_on.append(threading.get_ident())
+        return real(path)
+
+    monkeypatch.setattr(asgi_module, "open_regular_file", recording_open)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.pathsend", "path": str(tmp_path / "f.txt")})
+
+    channel, _ = await run(app)
+    assert channel.calls == [("file", 200, b"file body")]
+    assert opened_on and opened_on[0] != threading.get_ident(), "open/stat ran on the loop"
