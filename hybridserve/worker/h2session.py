@@ -281,15 +281,10 @@ class H2Session:
         """A file response: its head, then the file read as the client's window opens."""
         sid = self._ids.get(stream)
         length = body.length
-        declared = [v.strip() for n, v in headers if n.lower() == b"content-length"]
-        if sid is None or (declared and declared != [b"%d" % length]):
+        if sid is None:
             os.close(body.fd)
-            if sid is not None:
-                raise ResponseError(f"Content-Length {declared!r} but the file is {length} bytes")
             sent(0, False)
             return
-        if not declared:
-            headers = [*headers, (b"content-length", b"%d" % length)]
         bodiless = stream.request.method == b"HEAD" or status in NO_BODY_STATUSES
         if bodiless or not length:
             os.close(body.fd)

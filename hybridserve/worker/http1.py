@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hybridserve.apps.types import FileBody
-from hybridserve.errors import ProtocolError, ResponseError
+from hybridserve.errors import ProtocolError
 from hybridserve.sansio.connection import ServerConnection
 from hybridserve.sansio.events import Body, EndOfRequest, Event, Headers, Request
 from hybridserve.sansio.writer import error_response
@@ -234,12 +234,6 @@ class H1Session:
         """
         if not self._open:
             return False
-        length = body.length
-        declared = [v.strip() for n, v in headers if n.lower() == b"content-length"]
-        if not declared:
-            headers = [*headers, (b"content-length", b"%d" % length)]
-        elif declared != [b"%d" % length]:
-            raise ResponseError(f"Content-Length {declared!r} but the file body is {length} bytes")
         state = self._state
         data = self._conn.send_head(
             status,
@@ -248,7 +242,7 @@ class H1Session:
             date_line=state.clock.date_line,
             server_line=state.server_line,
         )
-        has_body = self._conn.send_file_body(length)
+        has_body = self._conn.send_file_body(body.length)
         self._wire.write(data)
         return has_body
 

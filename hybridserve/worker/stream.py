@@ -15,6 +15,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Protocol
 
 from hybridserve.apps.types import Address, Cycle, FileBody, TLSInfo
+from hybridserve.errors import ResponseError
 from hybridserve.sansio.events import Headers, Request
 from hybridserve.worker.access import Entry
 
@@ -22,6 +23,17 @@ if TYPE_CHECKING:
     from hybridserve.apps.websocket import WebSocketSession
 
 NO_BODY_STATUSES = (204, 304)
+
+
+def _with_file_length(headers: Headers, length: int) -> Headers:
+    """A file response's headers with its Content-Length, checked once for every protocol:
+    added when the app gave none, a ResponseError when the app's disagrees with the file."""
+    declared = [v.strip() for n, v in headers if n.lower() == b"content-length"]
+    if not declared:
+        return [*headers, (b"content-length", b"%d" % length)]
+    if declared != [b"%d" % length]:
+        raise ResponseError(f"Content-Length {declared!r} but the file body is {length} bytes")
+    return headers
 
 
 class Link(Protocol):
@@ -42,7 +54,7 @@ class Link(Protocol):
         sent: Callable[[int, bool], None],
     ) -> None:
         """A whole response with a file body; ``sent(body bytes, whole)`` once it is over.
-        Owns ``body.fd``; raises ResponseError (before writing) for a bad head."""
+        Owns ``body.fd``; ``headers`` carry the file's Content-Length already."""
 
     def write_trailers(self, stream: Stream, trailers: Headers) -> None: ...
     def write_continue(self, stream: Stream) -> None: ...
@@ -138,6 +150,11 @@ class Stream:
             os.close(body.fd)
             done(False)
             return
+        try:
+            headers = _with_file_length(headers, body.length)
+        except ResponseError:
+            os.close(body.fd)
+            raise
         self.status = status
         self.response_headers = headers
 

@@ -4,15 +4,22 @@ session over a fake transport, a fake adapter and the worker's clock set by hand
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from hybridserve.apps.types import Channel, Cycle
+import pytest
+
+from hybridserve.apps.types import Channel, Cycle, FileBody
 from hybridserve.config import Config, Timeouts
-from hybridserve.sansio.events import Request
+from hybridserve.errors import ResponseError
+from hybridserve.sansio.events import Headers, Request
 from hybridserve.worker.capacity import FRESH_GRACE_S, Capacity
 from hybridserve.worker.http1 import H1Session
 from hybridserve.worker.protocol import HTTPProtocol
 from hybridserve.worker.state import Record, WorkerState
+from hybridserve.worker.stream import Stream
 
 
 class Clock:
@@ -264,3 +271,53 @@ async def test_an_answer_after_the_request_timed_out_writes_nothing_and_raises_n
     written = bytes(r.transport.written)
     r.adapter.cycles[0].answer()  # a thread delivers its answer before connection_lost
     assert bytes(r.transport.written) == written
+
+
+# -- Stream.send_file: the file's Content-Length, checked once for every protocol ---------
+class FileLink:
+    """A Link that records the head of a file response and closes the file."""
+
+    def __init__(self) -> None:
+        self.heads: list[Headers] = []
+
+    def write_file(
+        self,
+        stream: Stream,
+        status: int,
+        headers: Headers,
+        body: FileBody,
+        sent: Callable[[int, bool], None],
+    ) -> None:
+        os.close(body.fd)
+        self.heads.append(headers)
+        sent(body.length, True)
+
+    def stream_done(self, stream: Stream) -> None: ...
+
+
+def file_stream(link: FileLink) -> Stream:
+    request = Request(b"GET", b"/f", b"1.1", [(b"host", b"t")], True)
+    loop = asyncio.new_event_loop()
+    loop.close()
+    return Stream(link, request, loop, None, None, "http", None, 0.0)  # type: ignore[arg-type]  # a two-method Link
+
+
+def test_a_file_response_gets_its_length_and_a_wrong_one_is_refused_with_the_fd_closed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"12345")
+    link = FileLink()
+    done: list[bool] = []
+    fd = os.open(path, os.O_RDONLY)
+    file_stream(link).send_file(200, [], FileBody(fd, [(0, 5)]), done.append)
+    assert link.heads == [[(b"content-length", b"5")]] and done == [True]
+
+    fd = os.open(path, os.O_RDONLY)
+    with pytest.raises(ResponseError):
+        file_stream(link).send_file(
+            200, [(b"content-length", b"9")], FileBody(fd, [(0, 5)]), done.append
+        )
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed, not leaked
+    assert len(link.heads) == 1  # nothing was written
