@@ -7,13 +7,14 @@ accept (403), an app error (500) and a ``websocket.http.response`` denial all go
 plain responses that close the connection. On ``websocket.accept`` the session has the
 channel write the 101 and hand it the connection's bytes: they go to the sans-IO
 ``WebSocketConnection`` (framing, limits, close state), whose events become the app's
-messages. The worker's once-a-second sweep calls ``check_deadline`` for pings and the
-close timeout: no timer of its own runs here.
+messages, queued in an ``Inbox`` that pauses reading while the app is behind. The
+worker's once-a-second sweep calls ``check_deadline``, and the sans-IO ``Deadlines`` say
+whether a ping or the close timeout is due: no timer of its own runs here.
 
 States only move forward: CONNECTING (the app has not answered), RESPONDING (a denial
 response is under way), OPEN, CLOSING (we sent a Close and wait for the peer's), CLOSED.
 The server closes TCP once both Close frames have crossed (RFC 6455 §7.1.1), or after
-``CLOSE_TIMEOUT_S``. The app sees ``websocket.disconnect`` once: with the peer's code if
+the close timeout. The app sees ``websocket.disconnect`` once: with the peer's code if
 the peer closed first, with ours if we did (1000, 1009 too big, 1011 error or ping
 timeout, 1001 server stopping), and 1006 if the connection was lost without a Close.
 """
@@ -23,40 +24,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import deque
 from typing import Protocol, runtime_checkable
-
-from wsproto.extensions import Extension
 
 from hybridserve.apps.asgi import ASGIAdapter, build_websocket_scope
 from hybridserve.apps.failure import fail_response
+from hybridserve.apps.inbox import Inbox
 from hybridserve.apps.types import Channel, Cycle, Message
 from hybridserve.config import WebSocket as WebSocketSettings
 from hybridserve.errors import ClientDisconnected, ProtocolError, ResponseError
 from hybridserve.sansio.events import Headers, Request
 from hybridserve.sansio.websocket import (
     Closing,
+    Deadlines,
+    Due,
     Ended,
     Handshake,
     MessageReceived,
     PongReceived,
     WebSocketConnection,
     WebSocketEvent,
-    accept_head,
-    negotiate_deflate,
+    accept,
     read_handshake,
+    refusal_headers,
     valid_close_code,
 )
 
 log = logging.getLogger("hybridserve.error")
 
 INPUT_HIGH_BYTES = 256 * 1024  # messages queued for the app above this pause reading
-CLOSE_TIMEOUT_S = 10.0  # wait this long for the peer's Close (websockets' close_timeout)
-FROM_NEXT_CHECK = -1.0  # a deadline counted from the sweep's next ``now``
 CLOSE_HEADER = (b"connection", b"close")
 TEXT_HEADERS: Headers = [(b"content-type", b"text/plain; charset=utf-8"), CLOSE_HEADER]
 
-NORMAL, GOING_AWAY, ABNORMAL, TOO_BIG, INTERNAL_ERROR = 1000, 1001, 1006, 1009, 1011
+NORMAL, GOING_AWAY, ABNORMAL, INTERNAL_ERROR = 1000, 1001, 1006, 1011
 CONNECTING, RESPONDING, OPEN, CLOSING, CLOSED = range(5)
 
 
@@ -96,20 +95,14 @@ class WebSocketSession:
         self.state = CONNECTING
         self._handshake: Handshake | None = None
         self._conn: WebSocketConnection | None = None
-        self._inbox: deque[tuple[Message, int]] = deque([({"type": "websocket.connect"}, 0)])
-        self._queued = 0
-        self._disconnect: Message | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        self._inbox = Inbox(channel, INPUT_HIGH_BYTES)
+        self._inbox.put({"type": "websocket.connect"}, 0)
         self._drain: asyncio.Future[None] | None = None
         self._write_paused = False
-        self._reading_paused = False
         self._status = 0
         self._headers: Headers = []
         self._head_sent = False
-        # Deadlines on the worker's clock; 0: none, FROM_NEXT_CHECK: from the next sweep.
-        self._ping_due = 0.0
-        self._pong_due = 0.0
-        self._close_due = 0.0
+        self._deadlines = Deadlines(settings.ping_interval_s, settings.ping_timeout_s)
         self.task: asyncio.Task[None] | None = None
 
     # -- as the request's Cycle, until the handshake completes ----------------------
@@ -124,9 +117,7 @@ class WebSocketSession:
             self._handshake = read_handshake(self._request)
         except ProtocolError as exc:
             log.debug("bad WebSocket handshake from %s: %s", self._channel.client, exc)
-            headers = list(TEXT_HEADERS)
-            if exc.status == 426:
-                headers.append((b"sec-websocket-version", b"13"))
+            headers = [*TEXT_HEADERS, *refusal_headers(exc.status)]
             self._respond(exc.status, headers, (str(exc) + "\n").encode())
             return
         self.task = self._loop.create_task(self._run())
@@ -159,7 +150,7 @@ class WebSocketSession:
 
     def connection_lost(self) -> None:
         self.state = CLOSED
-        self._ping_due = self._pong_due = self._close_due = 0.0
+        self._deadlines.stop()
         self._finish(ABNORMAL, "")
 
     def shutdown(self) -> None:
@@ -169,31 +160,16 @@ class WebSocketSession:
 
     def check_deadline(self, now: float) -> None:
         """The worker's sweep: server pings, the pong they wait for, the close timeout."""
-        if self._close_due:
-            if self._close_due == FROM_NEXT_CHECK:
-                self._close_due = now + CLOSE_TIMEOUT_S
-            elif now >= self._close_due:
-                self._close_due = 0.0
-                self._channel.reset()  # the peer never answered our Close
-            return
-        if self.state != OPEN:
-            return
-        settings = self._settings
-        if self._pong_due == FROM_NEXT_CHECK:
-            self._pong_due = now + settings.ping_timeout_s
-        elif self._pong_due and now >= self._pong_due:
+        due = self._deadlines.due(now)
+        if due is Due.NO_CLOSE:
+            self._channel.reset()  # the peer never answered our Close
+        elif due is Due.NO_PONG:
             log.debug("WebSocket client %s sent no pong; closing", self._channel.client)
             self._close(INTERNAL_ERROR, "keepalive ping timeout")
             self._channel.close()  # the peer is unresponsive: don't wait for its Close
-            return
-        if self._ping_due == FROM_NEXT_CHECK:
-            self._ping_due = now + settings.ping_interval_s
-        elif self._ping_due and now >= self._ping_due and self._conn is not None:
+        elif due is Due.PING and self._conn is not None:
             self._conn.ping(os.urandom(4))
             self._flush()
-            self._ping_due = now + settings.ping_interval_s
-            if settings.ping_timeout_s > 0 and not self._pong_due:
-                self._pong_due = now + settings.ping_timeout_s
 
     # -- frames from the client, as events ------------------------------------------
     def _on_event(self, event: WebSocketEvent) -> None:
@@ -201,12 +177,12 @@ class WebSocketSession:
             if self.state == OPEN:
                 self._deliver(event)
         elif isinstance(event, PongReceived):
-            self._pong_due = 0.0
+            self._deadlines.pong()
         elif isinstance(event, Closing):  # the connection began it (a message too big)
             self._closing(event.code, event.reason)
         elif isinstance(event, Ended):
             self.state = CLOSED
-            self._close_due = 0.0
+            self._deadlines.stop()
             self._finish(event.code, event.reason)
             self._flush()
             self._channel.close()
@@ -215,12 +191,7 @@ class WebSocketSession:
         data = event.data
         message: Message = {"type": "websocket.receive"}
         message["text" if isinstance(data, str) else "bytes"] = data
-        self._inbox.append((message, event.size))
-        self._queued += event.size
-        if self._queued > INPUT_HIGH_BYTES and not self._reading_paused:
-            self._reading_paused = True
-            self._channel.pause_reading()
-        self._wake()
+        self._inbox.put(message, event.size)
 
     def _flush(self) -> None:
         conn = self._conn
@@ -241,21 +212,13 @@ class WebSocketSession:
 
     def _closing(self, code: int, reason: str) -> None:
         self.state = CLOSING
-        self._ping_due = self._pong_due = 0.0
-        self._close_due = FROM_NEXT_CHECK
+        self._deadlines.closing()
         self._finish(code, reason)
 
     def _finish(self, code: int, reason: str) -> None:
         """The WebSocket is over: ``receive`` says so, and no ``send`` waits any longer."""
-        if self._disconnect is None:
-            self._disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
-        self._wake()
+        self._inbox.end({"type": "websocket.disconnect", "code": code, "reason": reason})
         self._release_senders()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
     def _release_senders(self) -> None:
         drain = self._drain
@@ -264,19 +227,7 @@ class WebSocketSession:
 
     # -- the app's side -------------------------------------------------------------
     async def receive(self) -> Message:
-        while True:
-            if self._inbox:
-                message, size = self._inbox.popleft()
-                self._queued -= size
-                if self._reading_paused and self._queued <= INPUT_HIGH_BYTES // 2:
-                    self._reading_paused = False
-                    self._channel.resume_reading()
-                return message
-            if self._disconnect is not None:
-                return dict(self._disconnect)
-            self._waiter = self._loop.create_future()
-            await self._waiter
-            self._waiter = None
+        return await self._inbox.receive()
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
@@ -324,19 +275,18 @@ class WebSocketSession:
         self._flush()
 
     def _accept(self, message: Message) -> None:
-        handshake = self._handshake
-        assert handshake is not None
-        extensions: list[Extension] = []
-        offer = None
-        if self._settings.per_message_deflate and handshake.extensions:
-            extensions, offer = negotiate_deflate(handshake.extensions)
-        headers = [(bytes(n), bytes(v)) for n, v in message.get("headers", ())]
-        head = accept_head(handshake, message.get("subprotocol"), offer, headers)
-        self._conn = WebSocketConnection(extensions, self._settings.max_size_bytes)
+        assert self._handshake is not None
+        settings = self._settings
+        head, self._conn = accept(
+            self._handshake,
+            message.get("subprotocol"),
+            [(bytes(n), bytes(v)) for n, v in message.get("headers", ())],
+            deflate=settings.per_message_deflate,
+            max_size_bytes=settings.max_size_bytes,
+        )
         self.state = OPEN
+        self._deadlines.opened()  # before the switch: a draining worker closes at once
         self._channel.switch_protocols(self, head)
-        if self._settings.ping_interval_s > 0:
-            self._ping_due = FROM_NEXT_CHECK
 
     def _respond(self, status: int, headers: Headers, body: bytes) -> None:
         """A whole HTTP response instead of the upgrade; the connection closes after it."""

@@ -1,15 +1,18 @@
 """WebSockets without I/O: the opening handshake (RFC 6455 §4.2, RFC 7692) and the frames.
 
 ``read_handshake`` checks what the client asked for, ``negotiate_deflate`` picks the
-compression we agree to, ``accept_head`` writes the 101. ``WebSocketConnection`` then owns
-wsproto, the message size limit and the close state: bytes in, events out, bytes to send.
-The ASGI mapping lives in ``apps/websocket.py``; the worker owns the socket and the clock.
+compression we agree to, ``accept_head`` writes the 101, and ``accept`` does both and opens
+the ``WebSocketConnection``, which owns wsproto, the message size limit and the close state:
+bytes in, events out, bytes to send. ``Deadlines`` says when to ping and how long to wait for
+a pong or the peer's Close. The ASGI mapping lives in ``apps/websocket.py``; the worker owns
+the socket and the clock: no clock is read here, ``now_s`` comes from the worker's sweep.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import enum
 from dataclasses import dataclass, field
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
@@ -67,6 +70,12 @@ def read_handshake(request: Request) -> Handshake:
     return Handshake(key, subprotocols, extensions)
 
 
+def refusal_headers(status: int) -> Headers:
+    """What a refusal of the handshake with ``status`` adds: a 426 names the version we
+    speak (RFC 6455 §4.4)."""
+    return [(b"sec-websocket-version", b"13")] if status == 426 else []
+
+
 def _valid_key(key: bytes) -> bool:
     try:
         return len(base64.b64decode(key, validate=True)) == 16
@@ -121,6 +130,26 @@ def accept_head(
         lines.append(header_line(name, value)[0])
     lines.append(b"\r\n")
     return b"".join(lines)
+
+
+def accept(
+    handshake: Handshake,
+    subprotocol: str | None,
+    headers: Headers,
+    *,
+    deflate: bool,
+    max_size_bytes: int,
+) -> tuple[bytes, WebSocketConnection]:
+    """The 101 and the connection it opens, compressed if ``deflate`` and the client offers.
+
+    Raises ResponseError, before anything is opened, for a subprotocol or header we can't send.
+    """
+    extensions: list[Extension] = []
+    offer = None
+    if deflate and handshake.extensions:
+        extensions, offer = negotiate_deflate(handshake.extensions)
+    head = accept_head(handshake, subprotocol, offer, headers)
+    return head, WebSocketConnection(extensions, max_size_bytes)
 
 
 # -- after the handshake ---------------------------------------------------------------
@@ -261,3 +290,67 @@ class WebSocketConnection:
         data = b"".join(self._out)
         self._out.clear()
         return data
+
+
+# -- time, on the worker's clock -------------------------------------------------------
+CLOSE_TIMEOUT_S = 10.0  # wait this long for the peer's Close (websockets' close_timeout)
+NEXT_SWEEP = -1.0  # a deadline counted from the next ``now_s`` the sweep brings
+
+
+class Due(enum.Enum):
+    """What a sweep found due."""
+
+    PING = "ping"  # time to ping the peer
+    NO_PONG = "no pong"  # our last ping went unanswered for ping_timeout_s
+    NO_CLOSE = "no close"  # the peer did not answer our Close within CLOSE_TIMEOUT_S
+
+
+class Deadlines:
+    """When to ping, and how long to wait for a pong or for the peer's Close.
+
+    The worker's sweep calls ``due`` about once a second; a deadline armed between sweeps
+    counts from the next one, so nobody but the worker reads a clock. Pings run only while
+    the WebSocket is open: ``closing`` and ``stop`` disarm them. 0 means unarmed.
+    """
+
+    def __init__(self, ping_interval_s: float, ping_timeout_s: float) -> None:
+        self._interval_s = ping_interval_s  # 0: never ping
+        self._timeout_s = ping_timeout_s  # 0: wait for a pong forever
+        self._ping_at = 0.0
+        self._pong_by = 0.0
+        self._close_by = 0.0
+
+    def opened(self) -> None:
+        """The handshake is done: the first ping is an interval after the next sweep."""
+        if self._interval_s > 0:
+            self._ping_at = NEXT_SWEEP
+
+    def pong(self) -> None:
+        self._pong_by = 0.0
+
+    def closing(self) -> None:
+        """We sent our Close: no more pings, and the peer's Close has CLOSE_TIMEOUT_S."""
+        self._ping_at = self._pong_by = 0.0
+        self._close_by = NEXT_SWEEP
+
+    def stop(self) -> None:
+        self._ping_at = self._pong_by = self._close_by = 0.0
+
+    def due(self, now_s: float) -> Due | None:
+        if self._close_by:
+            if self._close_by == NEXT_SWEEP:
+                self._close_by = now_s + CLOSE_TIMEOUT_S
+            elif now_s >= self._close_by:
+                self._close_by = 0.0
+                return Due.NO_CLOSE
+            return None
+        if self._pong_by and now_s >= self._pong_by:
+            return Due.NO_PONG
+        if self._ping_at == NEXT_SWEEP:
+            self._ping_at = now_s + self._interval_s
+        elif self._ping_at and now_s >= self._ping_at:
+            self._ping_at = now_s + self._interval_s
+            if self._timeout_s > 0 and not self._pong_by:
+                self._pong_by = now_s + self._timeout_s
+            return Due.PING
+        return None
