@@ -235,6 +235,11 @@ async def asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
     elif p.needs_body == "upload":
         _, total = await _read_body(receive, p.delay_s, keep=False)
         p.body = json.dumps({"bytes": total}).encode()
+    await _send_plan(send, p)
+
+
+async def _send_plan(send: Send, p: Plan) -> None:
+    """The answer ``p`` as ASGI messages: one body, or its pieces (paced by its interval)."""
     headers = [(b"content-type", p.content_type.encode())]
     if not p.chunked and p.status not in (204, 304):
         headers.append((b"content-length", str(p.length).encode()))

@@ -185,6 +185,19 @@ def _if_range_holds(value: bytes, rep: Representation) -> bool:
     return when is not None and when == rep.modified_s
 
 
+def _ranges_asked(
+    method: bytes, fields: dict[bytes, bytes], rep: Representation
+) -> list[tuple[int, int]] | None:
+    """The ranges a GET asks for, if its If-Range holds; None for the whole representation."""
+    range_value = fields.get(b"range")
+    if method != b"GET" or range_value is None:
+        return None
+    if_range = fields.get(b"if-range")
+    if if_range is not None and not _if_range_holds(if_range, rep):
+        return None
+    return parse_ranges(range_value, rep.size)
+
+
 def plan(
     method: bytes,
     headers: Headers,
@@ -209,12 +222,7 @@ def plan(
     if rep.encoding:
         head.append((b"content-encoding", rep.encoding.encode()))
     head += common
-    ranges = None
-    range_value = fields.get(b"range")
-    if method == b"GET" and range_value is not None:
-        if_range = fields.get(b"if-range")
-        if if_range is None or _if_range_holds(if_range, rep):
-            ranges = parse_ranges(range_value, rep.size)
+    ranges = _ranges_asked(method, fields, rep)
     if ranges is None or (len(ranges) > 1 and _overlap(ranges)):
         return _whole(method, head, rep)
     if not ranges:

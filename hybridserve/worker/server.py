@@ -343,21 +343,12 @@ def run(
     slots.write(index, beat=time.monotonic(), pid=os.getpid(), state=BOOTING, generation=generation)
     if os.getppid() != master_pid:
         return EXIT_OK
-    # A TERM while the app loads is kept for later, not fatal: the master may already be
-    # counting on this worker, and connections may wait for it in the shared backlog.
-    termed: list[int] = []
-    signal.signal(signal.SIGTERM, lambda signum, frame: termed.append(signum))
+    termed = _hold_term()
     try:
-        app, interface = preloaded or load_app(
-            config.app, interface=config.interface, factory=config.factory
-        )
+        app, interface = _load_app(config, preloaded, hook_worker)
     except AppLoadError as exc:
         slots.set_message(index, str(exc))
         return EXIT_APP_LOAD
-    if hook_worker is not None and config.hooks:
-        app = wrap_app(app, interface, config.hooks, hook_worker)
-        config.hooks.call("post_worker_init", hook_worker)
-        install_abort_hook(config.hooks, hook_worker)
     worker = Worker(
         config,
         listeners,
@@ -371,6 +362,32 @@ def run(
     )
     worker.early_stops = termed  # the same list: a TERM during lifespan startup lands too
     return _run_loop(config, worker)
+
+
+def _hold_term() -> list[int]:
+    """Keep a TERM that comes while the app loads for later: the list of those that came.
+
+    Not fatal: the master may already be counting on this worker, and connections may wait
+    for it in the shared backlog.
+    """
+    termed: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: termed.append(signum))
+    return termed
+
+
+def _load_app(
+    config: Config, preloaded: tuple[Any, str] | None, hook_worker: HookWorker | None
+) -> tuple[Any, str]:
+    """The app and its interface (loaded here unless --preload did it in the master),
+    wrapped in the config file's request hooks; raises AppLoadError."""
+    app, interface = preloaded or load_app(
+        config.app, interface=config.interface, factory=config.factory
+    )
+    if hook_worker is not None and config.hooks:
+        app = wrap_app(app, interface, config.hooks, hook_worker)
+        config.hooks.call("post_worker_init", hook_worker)
+        install_abort_hook(config.hooks, hook_worker)
+    return app, interface
 
 
 def _run_loop(config: Config, worker: Worker) -> int:
