@@ -122,7 +122,7 @@ def serve_ours(backend: str) -> Callable[[list[bytes]], tuple[int, int]]:
     """Our Http2Connection on a backend: what the libraries cost plus our checks and events."""
 
     def serve(chunks: list[bytes]) -> tuple[int, int]:
-        from hybridserve.config import Limits
+        from hybridserve.config_groups import Limits
         from hybridserve.sansio.h2events import StreamEnded
         from hybridserve.sansio.http2 import Http2Connection
 

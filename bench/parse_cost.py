@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from hybridserve.config import Limits
+from hybridserve.config_groups import Limits
 from hybridserve.sansio.connection import ServerConnection
 
 DATE = b"Date: Thu, 01 Jan 2026 00:00:00 GMT\r\n"

@@ -21,7 +21,8 @@ from typing import Any, NoReturn
 
 from hybridserve import __version__
 from hybridserve.apps.loader import load_app, prepare_path
-from hybridserve.config import Config, resolved_http, resolved_loop
+from hybridserve.config import Config
+from hybridserve.config_values import resolved_http, resolved_loop
 from hybridserve.errors import (
     EXIT_APP_LOAD,
     EXIT_ERROR,

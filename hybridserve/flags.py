@@ -20,47 +20,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from hybridserve import __version__
-from hybridserve.config import (
-    APPLICATION,
-    BINDING,
-    HTTP,
-    LIMITS,
-    LOGGING,
-    PROCESS,
-    PROXIES,
-    TLS_SECTION,
-    WEBSOCKETS,
-    WORKERS,
-    Config,
-)
+from hybridserve.config import Config
+from hybridserve.config_fields import APPLICATION, BINDING, CONFIG, GROUP_SECTIONS, OTHER, SECTIONS
 from hybridserve.errors import ConfigError
 from hybridserve.sources import CMD_ARGS_ENV, SETTINGS, Env, Setting, load, normalize
 
 USAGE = "hybridserve [OPTIONS] [APP]"
-CONFIG = "config"
-OTHER = "other"
-SECTIONS = (
-    APPLICATION,
-    BINDING,
-    WORKERS,
-    HTTP,
-    LIMITS,
-    TLS_SECTION,
-    PROXIES,
-    WEBSOCKETS,
-    LOGGING,
-    PROCESS,
-    CONFIG,
-    OTHER,
-)
-# The section of a setting that names none: its group's, else "other".
-GROUP_SECTIONS = {
-    "limits": LIMITS,
-    "timeouts": LIMITS,
-    "tls": TLS_SECTION,
-    "websocket": WEBSOCKETS,
-    "static": HTTP,  # static file mounts, when present
-}
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
 
 EPILOG = """settings also come from HYBRIDSERVE_<FLAG> environment variables (lists comma-separated)

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hybridserve import pyconfig
-from hybridserve.config import Config, SettingError
+from hybridserve.config import Config
+from hybridserve.config_fields import SettingError
 from hybridserve.errors import ConfigError
 from hybridserve.hooks import Hooks
 

@@ -30,7 +30,7 @@ from hybridserve.apps.asgi import ASGIAdapter, build_websocket_scope
 from hybridserve.apps.failure import fail_response
 from hybridserve.apps.inbox import Inbox
 from hybridserve.apps.types import Channel, Cycle, Message
-from hybridserve.config import WebSocket as WebSocketSettings
+from hybridserve.config_groups import WebSocket as WebSocketSettings
 from hybridserve.errors import ClientDisconnected, ProtocolError, ResponseError
 from hybridserve.sansio.events import Headers, Request
 from hybridserve.sansio.websocket import (

@@ -13,7 +13,7 @@ caller must not have asked to close (draining, max requests).
 
 from __future__ import annotations
 
-from hybridserve.config import Limits
+from hybridserve.config_groups import Limits
 from hybridserve.errors import ProtocolError, ResponseError
 from hybridserve.sansio.chunked import ChunkedBody
 from hybridserve.sansio.events import Body, EndOfRequest, Event, Headers, Request

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from hybridserve.config import Limits
+from hybridserve.config_groups import Limits
 from hybridserve.sansio.events import Headers, Request
 
 # RFC 9113 §8.2.2: fields that describe a hop, meaningless and forbidden in HTTP/2.

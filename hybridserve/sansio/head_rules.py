@@ -14,7 +14,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from hybridserve.config import Limits
+from hybridserve.config_groups import Limits
 from hybridserve.errors import ProtocolError
 
 CHUNKED = -1  # body framing: chunked, else the Content-Length (0: no body)

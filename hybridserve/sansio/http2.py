@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hybridserve.config import Limits
+from hybridserve.config_groups import Limits
 from hybridserve.sansio.events import Headers
 from hybridserve.sansio.h2backend import (
     BackendError,

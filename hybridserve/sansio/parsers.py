@@ -17,7 +17,7 @@ from typing import Protocol
 
 import h11
 
-from hybridserve.config import resolved_http
+from hybridserve.config_values import resolved_http
 from hybridserve.errors import ProtocolError
 from hybridserve.sansio.events import (
     CONNECTION_CLOSED,

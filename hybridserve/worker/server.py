@@ -23,7 +23,8 @@ from hybridserve.apps.threads import ThreadPool
 from hybridserve.apps.types import Adapter
 from hybridserve.apps.websocket import WebSocketFactory
 from hybridserve.apps.wsgi import WSGIAdapter
-from hybridserve.config import Config, resolved_http, resolved_loop
+from hybridserve.config import Config
+from hybridserve.config_values import resolved_http, resolved_loop
 from hybridserve.errors import EXIT_APP_LOAD, EXIT_OK, AppLoadError
 from hybridserve.hooks import WorkerInfo as HookWorker
 from hybridserve.hooks import install_abort_hook, wrap_app

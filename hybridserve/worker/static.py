@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hybridserve.apps.types import Channel, FileBody
-from hybridserve.config import Static, parse_static_mount
+from hybridserve.config_groups import Static
+from hybridserve.config_values import parse_static_mount
 from hybridserve.errors import ConfigError
 from hybridserve.sansio.conditional import (
     CODINGS,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from hybridserve.apps.types import TLSInfo
-from hybridserve.config import TLS
+from hybridserve.config_groups import TLS
 from hybridserve.errors import ConfigError
 
 Subject = tuple[tuple[tuple[str, str], ...], ...]  # getpeercert()'s relative names

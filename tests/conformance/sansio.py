@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from hybridserve.config import Limits
+from hybridserve.config_groups import Limits
 from hybridserve.demo import BadParameter, plan
 from hybridserve.errors import ProtocolError
 from hybridserve.sansio.connection import ServerConnection

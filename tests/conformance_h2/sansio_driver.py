@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hybridserve.config import Limits
+from hybridserve.config_groups import Limits
 from hybridserve.sansio.events import Headers, Request
 from hybridserve.sansio.h2backend import H2Settings
 from hybridserve.sansio.h2events import (

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import pytest
 
 from hybridserve.cli import config_from_args
-from hybridserve.config import TLS, Config, Limits, SettingError, Timeouts, WebSocket, setting
+from hybridserve.config import Config
+from hybridserve.config_fields import SettingError, setting
+from hybridserve.config_groups import TLS, Limits, Timeouts, WebSocket
 from hybridserve.errors import ConfigError
 from hybridserve.flags import build_parser
 from hybridserve.master.sockets import parse_bind

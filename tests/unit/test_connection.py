@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hybridserve.config import Limits
+from hybridserve.config_groups import Limits
 from hybridserve.errors import ProtocolError, ResponseError
 from hybridserve.sansio.connection import CONTINUE, ServerConnection
 from hybridserve.sansio.events import Body, ConnectionClosed, EndOfRequest, Event, Request

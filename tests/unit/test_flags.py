@@ -6,8 +6,9 @@ import re
 
 import pytest
 
+from hybridserve.config_fields import SECTIONS
 from hybridserve.errors import ConfigError
-from hybridserve.flags import SECTIONS, build_parser, parse_command_line, section_of
+from hybridserve.flags import build_parser, parse_command_line, section_of
 from hybridserve.sources import SETTINGS
 
 

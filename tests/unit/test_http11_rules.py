@@ -10,7 +10,7 @@ from __future__ import annotations
 import httptools
 import pytest
 
-from hybridserve.config import Limits
+from hybridserve.config_groups import Limits
 from hybridserve.errors import ProtocolError
 from hybridserve.sansio.connection import ServerConnection
 from hybridserve.sansio.head_rules import LLHTTP_METHODS

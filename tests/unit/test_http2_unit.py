@@ -16,7 +16,7 @@ from hyperframe.frame import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hybridserve.config import Limits
+from hybridserve.config_groups import Limits
 from hybridserve.sansio.h2backend import H2Settings, available_backends, make_backend
 from hybridserve.sansio.h2events import (
     ConnectionEnded,

@@ -11,7 +11,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "hybridserve"
 ORDER = ["cli", "master", "worker", "apps", "sansio"]
-LEAVES = {"config", "cpus", "errors", "hooks", "log", "__init__"}  # any module may import these
+# Any module may import these: the settings (config*), and what every layer shares.
+LEAVES = {"config", "config_fields", "config_groups", "config_values"}
+LEAVES |= {"cpus", "errors", "hooks", "log", "__init__"}
 TOP_LEVEL = {
     "__main__": "cli",
     "cli": "cli",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hybridserve.config import Limits, Static, parse_static_mount
+from hybridserve.config_groups import Limits, Static
+from hybridserve.config_values import parse_static_mount
 from hybridserve.errors import ConfigError, ResponseError
 from hybridserve.sansio.conditional import (
     Plan,

@@ -29,7 +29,7 @@ from hybridserve.apps.types import (
     TLSInfo,
 )
 from hybridserve.apps.websocket import CLOSED, CLOSING, OPEN, WebSocketSession
-from hybridserve.config import WebSocket as WebSocketSettings
+from hybridserve.config_groups import WebSocket as WebSocketSettings
 from hybridserve.errors import ProtocolError, ResponseError
 from hybridserve.sansio.events import Headers, Request
 from hybridserve.sansio.websocket import (

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from hybridserve.apps.types import Channel, Cycle, FileBody
-from hybridserve.config import Config, Timeouts
+from hybridserve.config import Config
+from hybridserve.config_groups import Timeouts
 from hybridserve.errors import ResponseError
 from hybridserve.sansio.events import Headers, Request
 from hybridserve.worker.capacity import FRESH_GRACE_S, Capacity

@@ -18,7 +18,7 @@ from hybridserve.apps.environ import INPUT_HIGH_BYTES, FileWrapper, WSGIInput, b
 from hybridserve.apps.threads import ThreadPool
 from hybridserve.apps.types import Address, Environ, FileBody, StartResponse, TLSInfo, WSGIApp
 from hybridserve.apps.wsgi import WSGIAdapter
-from hybridserve.config import Limits
+from hybridserve.config_groups import Limits
 from hybridserve.errors import ClientDisconnected
 from hybridserve.sansio.connection import ServerConnection
 from hybridserve.sansio.events import Headers, Request
