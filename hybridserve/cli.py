@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 from hybridserve import __version__
 from hybridserve.apps.loader import load_app, prepare_path
+from hybridserve.catalog import SETTINGS, Setting
 from hybridserve.config import Config
 from hybridserve.config_values import resolved_http, resolved_loop
 from hybridserve.errors import (
@@ -36,7 +37,7 @@ from hybridserve.log import configure
 from hybridserve.master import identity, sockets
 from hybridserve.master.arbiter import Arbiter
 from hybridserve.master.succession import LAUNCH_DIR
-from hybridserve.sources import DEFAULT, SETTINGS, Loaded, Setting, load
+from hybridserve.sources import DEFAULT, Loaded, load
 from hybridserve.worker import static, tls
 
 log = logging.getLogger("hybridserve.error")

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from hybridserve import __version__
+from hybridserve.catalog import SETTINGS, Setting, normalize
 from hybridserve.config import Config
 from hybridserve.config_fields import APPLICATION, BINDING, CONFIG, GROUP_SECTIONS, OTHER, SECTIONS
 from hybridserve.errors import ConfigError
-from hybridserve.sources import CMD_ARGS_ENV, SETTINGS, Env, Setting, load, normalize
+from hybridserve.sources import CMD_ARGS_ENV, Env, load
 
 USAGE = "hybridserve [OPTIONS] [APP]"
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000

@@ -9,7 +9,8 @@ set too, in Python spelling (``max_worker_memory = 512``). Other names (imports,
 variables) are the file's own business, as in gunicorn, unless one looks like a misspelt
 setting, which gets a warning.
 
-No conversion to our types happens here: ``sources.py`` does that for every file alike.
+No conversion to our types happens here: ``sources.py`` does that (with ``catalog.py``)
+for every file alike.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from hybridserve.catalog import SETTINGS
 from hybridserve.cli import config_from_args
 from hybridserve.config import Config
 from hybridserve.config_fields import SettingError, setting
@@ -13,7 +14,6 @@ from hybridserve.config_groups import TLS, Limits, Timeouts, WebSocket
 from hybridserve.errors import ConfigError
 from hybridserve.flags import build_parser
 from hybridserve.master.sockets import parse_bind
-from hybridserve.sources import SETTINGS
 
 
 def test_defaults() -> None:

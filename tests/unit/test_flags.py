@@ -6,10 +6,10 @@ import re
 
 import pytest
 
+from hybridserve.catalog import SETTINGS
 from hybridserve.config_fields import SECTIONS
 from hybridserve.errors import ConfigError
 from hybridserve.flags import build_parser, parse_command_line, section_of
-from hybridserve.sources import SETTINGS
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ TOP_LEVEL = {
     "cli": "cli",
     "flags": "cli",
     "sources": "cli",  # where settings come from: the CLI reads them (and HUP, through it)
+    "catalog": "cli",  # the settings as the sources name them, and their conversions
     "pyconfig": "cli",  # a gunicorn.conf.py, one of those sources
     "ctl": "cli",
     "top": "cli",

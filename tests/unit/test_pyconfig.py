@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from hybridserve.catalog import BY_KEY
 from hybridserve.errors import ConfigError
 from hybridserve.hooks import Hooks, WorkerInfo, wrap_app
 from hybridserve.pyconfig import read
-from hybridserve.sources import BY_KEY
 
 
 def conf(tmp_path: Path, text: str) -> Any:

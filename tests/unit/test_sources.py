@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from hybridserve.catalog import BY_KEY, SETTINGS
 from hybridserve.cli import format_origins
 from hybridserve.config import Config
 from hybridserve.errors import ConfigError
 from hybridserve.flags import build_parser, load_config, parse_command_line
 from hybridserve.master.sockets import INHERIT_ENV
-from hybridserve.sources import BY_KEY, DEFAULT, INTERNAL_ENV, SETTINGS, Loaded, load
+from hybridserve.sources import DEFAULT, INTERNAL_ENV, Loaded, load
 
 
 def loaded(
