@@ -15,8 +15,12 @@ from hybridserve.master.arbiter import Arbiter
 def arbiter_with_spawns() -> tuple[Arbiter, list[int]]:
     arbiter = Arbiter(Config(workers=2), [])
     spawned: list[int] = []
-    # No fork here: a spawn only takes a slot, as the real one does.
-    arbiter._spawn = lambda: spawned.append(arbiter._free_slots.pop())  # type: ignore[method-assign]
+    pool = arbiter.pool
+
+    def spawn(config: Config, generation: int) -> None:
+        spawned.append(pool.free_slots.pop())  # no fork here: a spawn only takes a slot
+
+    pool.spawn = spawn  # type: ignore[method-assign]  # the fork is not what is tested
     return arbiter, spawned
 
 
@@ -24,21 +28,21 @@ def test_no_free_slot_waits_for_draining_workers_instead_of_raising(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     arbiter, spawned = arbiter_with_spawns()
-    arbiter._free_slots.clear()  # old generations still draining hold every slot
+    arbiter.pool.free_slots.clear()  # old generations still draining hold every slot
     with caplog.at_level(logging.WARNING, "hybridserve.error"):
-        arbiter._spawn_missing()
-        arbiter._spawn_missing()
+        arbiter.fleet.spawn_missing()
+        arbiter.fleet.spawn_missing()
     assert spawned == []
     assert caplog.text.count("No free worker slot") == 1  # said once, not every loop turn
-    arbiter._free_slots.append(7)  # a draining worker exited
-    arbiter._spawn_missing()
+    arbiter.pool.free_slots.append(7)  # a draining worker exited
+    arbiter.fleet.spawn_missing()
     assert spawned == [7]  # one worker now; the second waits for the next free slot
 
 
 def test_ttin_past_the_slots_is_refused_with_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
     arbiter, _ = arbiter_with_spawns()
-    arbiter.target = arbiter.slots.count - 1
+    arbiter.fleet.target = arbiter.pool.most
     with caplog.at_level(logging.WARNING, "hybridserve.error"):
         arbiter._act_on(signal.SIGTTIN)
-    assert arbiter.target == arbiter.slots.count - 1
+    assert arbiter.fleet.target == arbiter.pool.most
     assert "TTIN ignored" in caplog.text
