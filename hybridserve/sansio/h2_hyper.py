@@ -24,6 +24,7 @@ from hybridserve.sansio.h2backend import (
     H2Settings,
     RawEnd,
     RawHeaders,
+    announce_streams,
     goaway_frame,
 )
 from hybridserve.sansio.h2events import (
@@ -53,7 +54,7 @@ class HyperBackend:
         self._conn.local_settings = h2.settings.Settings(
             client=False,
             initial_values={
-                _MAX_CONCURRENT: settings.max_concurrent_streams,
+                _MAX_CONCURRENT: settings.hard_concurrent_streams,
                 h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: settings.initial_window_size,
                 h2.settings.SettingCodes.MAX_FRAME_SIZE: settings.max_frame_size,
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: settings.max_header_list_bytes,
@@ -67,7 +68,7 @@ class HyperBackend:
         self._hard_header_bytes = settings.hard_header_list_bytes
         self._conn.decoder.max_header_list_size = self._hard_header_bytes
         self._queued: dict[int, deque[tuple[bytes, bool]]] = {}
-        self._out = b""
+        self._out = announce_streams(self._conn.data_to_send(), settings.max_concurrent_streams)
         self._trailers: dict[int, Headers] = {}
 
     def receive(self, data: bytes) -> list[BackendEvent]:

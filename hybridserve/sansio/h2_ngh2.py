@@ -20,6 +20,7 @@ from hybridserve.sansio.h2backend import (
     ControlFrame,
     H2Settings,
     RawHeaders,
+    announce_streams,
 )
 from hybridserve.sansio.h2events import (
     ConnectionEnded,
@@ -51,7 +52,7 @@ class Ngh2Backend:
         self._conn = ngh2.Connection(ngh2.Role.SERVER, config)
         self._conn.initiate_connection(
             {
-                ngh2.Setting.MAX_CONCURRENT_STREAMS: settings.max_concurrent_streams,
+                ngh2.Setting.MAX_CONCURRENT_STREAMS: settings.hard_concurrent_streams,
                 ngh2.Setting.INITIAL_WINDOW_SIZE: settings.initial_window_size,
                 ngh2.Setting.MAX_FRAME_SIZE: settings.max_frame_size,
                 ngh2.Setting.MAX_HEADER_LIST_SIZE: settings.max_header_list_bytes,
@@ -61,7 +62,8 @@ class Ngh2Backend:
         extra = settings.connection_window_bytes - 65_535
         if extra > 0:
             self._conn.set_local_window_size(settings.connection_window_bytes)
-        self._out = bytearray(self._conn.data_to_send())
+        first = self._conn.data_to_send()
+        self._out = bytearray(announce_streams(first, settings.max_concurrent_streams))
         self._reset_remote: set[int] = set()
 
     def receive(self, data: bytes) -> list[BackendEvent]:

@@ -44,6 +44,28 @@ class H2Settings:
         """Decoded header bytes past which the library gives up (HPACK bomb): GOAWAY."""
         return 4 * self.max_header_list_bytes
 
+    @property
+    def hard_concurrent_streams(self) -> int:
+        """Open streams past which the library gives up: GOAWAY. Below it, ``http2.py``
+        refuses each stream over the announced limit itself, as the stream error RFC 9113
+        §5.1.2 asks for (REFUSED_STREAM), and the worker logs and counts it; both libraries
+        would make it a connection error, or refuse it unseen."""
+        return 2 * self.max_concurrent_streams
+
+
+def announce_streams(out: bytes, streams: int) -> bytes:
+    """The library's first bytes, its SETTINGS_MAX_CONCURRENT_STREAMS (0x3) made ``streams``:
+    the library is given ``hard_concurrent_streams``, the client is told the real limit."""
+    at = 0
+    while at + 9 <= len(out):
+        length = int.from_bytes(out[at : at + 3], "big")
+        if out[at + 3] == 0x4:  # SETTINGS: six-byte entries, identifier then value
+            for entry in range(at + 9, at + 9 + length - 5, 6):
+                if out[entry : entry + 2] == b"\x00\x03":
+                    return out[: entry + 2] + streams.to_bytes(4, "big") + out[entry + 6 :]
+        at += 9 + length
+    return out
+
 
 class BackendError(Exception):
     """A connection error found by the library: GOAWAY with ``code`` (queued already, or not)."""

@@ -98,4 +98,51 @@ class ConnectionEnded:
     reason: str = ""
 
 
-H2Event = StreamRequest | StreamData | StreamEnded | StreamReset | WindowOpened | ConnectionEnded
+@dataclass(slots=True)
+class StreamRefused:
+    """A request the connection answered or reset itself: no app ever sees it.
+
+    ``status`` is the one sent (431, 413), or 0 when the answer was RST_STREAM with
+    ``error_code``; ``request`` holds what could be read of the head, for the access log.
+    """
+
+    stream_id: int
+    request: Request
+    status: int
+    error_code: int = ErrorCode.NO_ERROR
+
+
+H2Event = (
+    StreamRequest
+    | StreamData
+    | StreamEnded
+    | StreamReset
+    | StreamRefused
+    | WindowOpened
+    | ConnectionEnded
+)
+
+RESET_CODES = len(ErrorCode) + 1  # RFC 9113's codes, then one for any other
+
+
+def code_name(code: int) -> str:
+    """The RFC 9113 name of an error code, or OTHER for one it does not list."""
+    return ErrorCode(code).name if 0 <= code < len(ErrorCode) else "OTHER"
+
+
+class ResetCounts:
+    """RST_STREAM frames on a worker's HTTP/2 connections, by error code (the last index
+    for codes RFC 9113 does not list): ``sent`` by the server, ``received`` from clients.
+
+    One per worker, given to each connection, which counts where the frame is made or read.
+    """
+
+    __slots__ = ("received", "sent")
+
+    def __init__(self) -> None:
+        self.sent = [0] * RESET_CODES
+        self.received = [0] * RESET_CODES
+
+    def count(self, code: int, *, remote: bool) -> None:
+        index = code if 0 <= code < len(ErrorCode) else RESET_CODES - 1
+        (self.received if remote else self.sent)[index] += 1

@@ -108,6 +108,31 @@ def build_request(block: Headers, limits: Limits, checked: bool) -> tuple[Reques
         check_syntax(regular)
     if len(block) > limits.max_header_count + 4:
         check_sizes(block, limits)  # raises with the count
+    pseudo, headers, host, expect_continue, accepts_trailers = _collect(block, limits)
+    method, target = _target(pseudo)
+    authority = pseudo.get(b":authority")
+    if authority is not None:
+        if host is None:
+            headers.insert(0, (b"host", authority))
+        elif host.lower() != authority.lower():  # §8.3.1: they name the same origin
+            raise MalformedError("Host differs from :authority")
+    request = Request(
+        method=method,
+        target=target,
+        http_version=b"2",
+        headers=headers,
+        keep_alive=True,
+        expect_continue=expect_continue,
+        accepts_trailers=accepts_trailers,
+    )
+    return request, pseudo.get(b":scheme", b"")
+
+
+def _collect(
+    block: Headers, limits: Limits
+) -> tuple[dict[bytes, bytes], Headers, bytes | None, bool, bool]:
+    """One pass over a head: (pseudo-headers, regular fields with the cookie crumbs joined
+    at the end, Host, expects 100-continue, accepts trailers); TooLarge over our limits."""
     pseudo: dict[bytes, bytes] = {}
     headers: Headers = []
     cookies: list[bytes] = []
@@ -135,25 +160,23 @@ def build_request(block: Headers, limits: Limits, checked: bool) -> tuple[Reques
         headers.append((name, value))
     if total > limits.max_head_bytes or len(headers) + len(cookies) > limits.max_header_count:
         raise TooLarge(f"header list of {total} bytes in {len(block)} fields")
-    method, target = _target(pseudo)
-    authority = pseudo.get(b":authority")
-    if authority is not None:
-        if host is None:
-            headers.insert(0, (b"host", authority))
-        elif host.lower() != authority.lower():  # §8.3.1: they name the same origin
-            raise MalformedError("Host differs from :authority")
     if cookies:
         headers.append((b"cookie", b"; ".join(cookies)))
-    request = Request(
-        method=method,
+    return pseudo, headers, host, expect_continue, accepts_trailers
+
+
+def seen_request(block: Headers) -> Request:
+    """What the access log may show of a request refused before an app saw it: its method
+    and path as sent (``-`` where missing) and its regular fields, checked or not."""
+    pseudo = {name: value for name, value in block if name[:1] == b":"}
+    target = pseudo.get(b":path") or pseudo.get(b":authority") or b"-"
+    return Request(
+        method=pseudo.get(b":method") or b"-",
         target=target,
         http_version=b"2",
-        headers=headers,
+        headers=[(name, value) for name, value in block if name[:1] != b":"],
         keep_alive=True,
-        expect_continue=expect_continue,
-        accepts_trailers=accepts_trailers,
     )
-    return request, pseudo.get(b":scheme", b"")
 
 
 def check_trailers(block: Headers, limits: Limits) -> Headers:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from hybridserve.config_groups import Limits
-from hybridserve.sansio.events import Headers
+from hybridserve.sansio.events import Headers, Request
 from hybridserve.sansio.h2backend import (
     BackendError,
     ControlFrame,
@@ -35,13 +35,15 @@ from hybridserve.sansio.h2events import (
     ConnectionEnded,
     ErrorCode,
     H2Event,
+    ResetCounts,
     StreamData,
     StreamEnded,
+    StreamRefused,
     StreamRequest,
     StreamReset,
     WindowOpened,
 )
-from hybridserve.sansio.h2frames import FrameScanner
+from hybridserve.sansio.h2frames import PREFACE, FrameScanner
 from hybridserve.sansio.h2guard import FloodGuard, FloodLimits
 from hybridserve.sansio.h2headers import (
     CONNECTION_SPECIFIC,
@@ -50,9 +52,11 @@ from hybridserve.sansio.h2headers import (
     build_request,
     check_trailers,
     content_length,
+    seen_request,
 )
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+__all__ = ["PREFACE", "Http2Connection"]
+
 SLICE_BYTES = 16 * 1024  # input fed to the backend at a time, flood counters checked between
 
 
@@ -70,7 +74,11 @@ class _Stream:
 
 
 class Http2Connection:
-    """One HTTP/2 connection; ``backend`` is "auto", "ngh2" or "h2"."""
+    """One HTTP/2 connection; ``backend`` is "auto", "ngh2" or "h2".
+
+    ``resets`` counts every RST_STREAM sent or received (the worker's, shared by all its
+    connections); a connection of its own when none is given.
+    """
 
     def __init__(
         self,
@@ -78,15 +86,16 @@ class Http2Connection:
         settings: H2Settings | None = None,
         floods: FloodLimits | None = None,
         backend: str = "auto",
+        resets: ResetCounts | None = None,
     ) -> None:
         self._limits = limits
+        self.resets = resets if resets is not None else ResetCounts()
         self._settings = settings or H2Settings()
         self._guard = FloodGuard(floods or FloodLimits())
         self._backend = make_backend(backend, self._settings)
         self._checked = self._backend.checks_fields
         self._streams: dict[int, _Stream] = {}
         self._finishing: set[int] = set()  # answered, body still queued, request still open
-        self._preface: bytearray | None = bytearray()
         self._scanner = FrameScanner()
         self._out = bytearray()
         self._events: list[H2Event] = []
@@ -105,18 +114,7 @@ class Http2Connection:
         """Feed bytes from the client; ``now_s`` is the worker's monotonic clock."""
         if self.failed:
             return []
-        if self._preface is not None:  # RFC 9113 §3.4: the client's preface comes first
-            self._preface += data
-            got = bytes(self._preface[: len(PREFACE)])
-            if not PREFACE.startswith(got):
-                self._fail(ErrorCode.PROTOCOL_ERROR, "invalid connection preface")
-                return self._take_events()
-            if len(got) < len(PREFACE):
-                return []
-            data, self._preface = bytes(self._preface), None
-            broken = self._scanner.scan(data[len(PREFACE) :])
-        else:
-            broken = self._scanner.scan(data)
+        data, broken = self._scanner.feed(data)
         if broken is not None:
             self._fail(ErrorCode.PROTOCOL_ERROR, broken)
             return self._take_events()
@@ -155,41 +153,47 @@ class Http2Connection:
         return events
 
     def _on_headers(self, event: RawHeaders, now_s: float) -> None:
-        sid = event.stream_id
+        sid, block = event.stream_id, event.headers
         if event.trailers:
-            if sid in self._streams:
-                try:
-                    trailers = check_trailers(event.headers, self._limits)
-                except (MalformedError, TooLarge):
-                    self._client_error(sid, now_s)
-                    return
-                self._on_end(sid, trailers, now_s)
+            self._on_trailers(sid, block, now_s)
             return
         self.last_stream_id = max(self.last_stream_id, sid)
         if self.closing or len(self._streams) >= self._settings.max_concurrent_streams:
-            self._backend.reset(sid, ErrorCode.REFUSED_STREAM)  # §8.7: safe to retry
+            self._reset(sid, ErrorCode.REFUSED_STREAM)  # §8.7: safe to retry
+            self._events.append(
+                StreamRefused(sid, seen_request(block), 0, ErrorCode.REFUSED_STREAM)
+            )
             return
         try:
-            request, scheme = build_request(event.headers, self._limits, self._checked)
+            request, scheme = build_request(block, self._limits, self._checked)
             expected = content_length(request.headers)
         except MalformedError:
-            self._client_error(sid, now_s)
+            self._client_error(sid, now_s, seen_request(block))
             return
         except TooLarge:
-            self._answer(sid, 431, event.end_stream)
+            self._answer(sid, 431, event.end_stream, seen_request(block))
             return
         if event.end_stream and expected:  # §8.1.1: the body it announces never came
-            self._client_error(sid, now_s)
+            self._client_error(sid, now_s, request)
             return
         limit = self._limits.max_body_bytes
         if limit and expected is not None and expected > limit:
-            self._answer(sid, 413, event.end_stream)
+            self._answer(sid, 413, event.end_stream, request)
             return
         self._streams[sid] = _Stream(expected, event.end_stream)
         self._new.add(sid)
         self._events.append(StreamRequest(sid, request, scheme, event.end_stream))
         if event.end_stream:
             self._events.append(StreamEnded(sid))
+
+    def _on_trailers(self, sid: int, block: Headers, now_s: float) -> None:
+        if sid in self._streams:
+            try:
+                trailers = check_trailers(block, self._limits)
+            except (MalformedError, TooLarge):
+                self._client_error(sid, now_s)
+                return
+            self._on_end(sid, trailers, now_s)
 
     def _on_data(self, event: StreamData, now_s: float) -> None:
         sid, size = event.stream_id, len(event.data)
@@ -237,14 +241,22 @@ class Http2Connection:
             reason = self._guard.control(event.kind, now_s)
         elif isinstance(event, StreamReset):
             reason = self._guard.reset(now_s)  # the client's RST, or its error we answered
-            if self._streams.pop(event.stream_id, None) is not None:
-                self._events.append(event)
-                if event.stream_id in self._new:  # opened and reset in one read (rapid reset)
-                    self._withdrawn.add(event.stream_id)
+            self.resets.count(event.error_code, remote=event.remote)
+            self._on_reset(event)
         elif isinstance(event, ConnectionEnded):
             self._ended(event)
         if reason is not None:
             self._fail(ErrorCode.ENHANCE_YOUR_CALM, reason)
+
+    def _on_reset(self, event: StreamReset) -> None:
+        sid = event.stream_id
+        if self._streams.pop(sid, None) is not None:
+            self._events.append(event)
+            if sid in self._new:  # opened and reset in one read (rapid reset)
+                self._withdrawn.add(sid)
+        elif not event.remote and sid > self.last_stream_id:  # the library refused its head
+            self.last_stream_id = sid
+            self._events.append(StreamRefused(sid, seen_request([]), 0, event.error_code))
 
     def _ended(self, event: ConnectionEnded) -> None:
         if self.closing and not event.error_code:
@@ -255,24 +267,36 @@ class Http2Connection:
         self.closing = True
         self._events.append(event)
 
-    def _client_error(self, sid: int, now_s: float) -> None:
-        """A malformed stream: RST_STREAM PROTOCOL_ERROR, counted as a reset we were made to do."""
-        self._backend.reset(sid, ErrorCode.PROTOCOL_ERROR)
-        if self._streams.pop(sid, None) is not None:
+    def _client_error(self, sid: int, now_s: float, refused: Request | None = None) -> None:
+        """A malformed stream: RST_STREAM PROTOCOL_ERROR, counted as a reset we were made to
+        do. ``refused``: the head, when the stream is refused before any app saw it."""
+        self._reset(sid, ErrorCode.PROTOCOL_ERROR)
+        if refused is not None:
+            self._events.append(StreamRefused(sid, refused, 0, ErrorCode.PROTOCOL_ERROR))
+        elif self._streams.pop(sid, None) is not None:
             self._events.append(StreamReset(sid, ErrorCode.PROTOCOL_ERROR, remote=False))
         if reason := self._guard.reset(now_s):
             self._fail(ErrorCode.ENHANCE_YOUR_CALM, reason)
 
-    def _answer(self, sid: int, status: int, remote_done: bool) -> None:
-        """Refuse a request ourselves with a bodiless response; the app never sees it."""
+    def _reset(self, sid: int, code: int) -> None:
+        self._backend.reset(sid, code)
+        self.resets.count(code, remote=False)
+
+    def _answer(
+        self, sid: int, status: int, remote_done: bool, refused: Request | None = None
+    ) -> None:
+        """Refuse a request ourselves with a bodiless response; the app never sees it.
+        ``refused``: its head, for the access log, when no app has seen the stream."""
         self._backend.send_head(sid, [(b":status", str(status).encode())], True)
+        if refused is not None:
+            self._events.append(StreamRefused(sid, refused, status))
         if not remote_done:  # §8.1: ask the client to stop sending, once the answer is out
             self._finishing.add(sid)
 
     def _over_body_limit(self, sid: int, stream: _Stream) -> None:
         del self._streams[sid]
         if stream.head_sent:
-            self._backend.reset(sid, ErrorCode.CANCEL)
+            self._reset(sid, ErrorCode.CANCEL)
         else:
             self._answer(sid, 413, False)
         self._events.append(StreamReset(sid, ErrorCode.CANCEL, remote=False))
@@ -353,12 +377,12 @@ class Http2Connection:
             if not self._backend.pending_bytes(stream_id):
                 self._finishing.discard(stream_id)
                 self._streams.pop(stream_id, None)
-                self._backend.reset(stream_id, ErrorCode.NO_ERROR)
+                self._reset(stream_id, ErrorCode.NO_ERROR)
 
     def reset(self, stream_id: int, code: int = ErrorCode.INTERNAL_ERROR) -> None:
         """Abort one stream (the app failed after its head went out); others go on."""
         if self._streams.pop(stream_id, None) is not None and not self.failed:
-            self._backend.reset(stream_id, code)
+            self._reset(stream_id, code)
 
     def ack_consumed(self, stream_id: int, n: int) -> None:
         """The app used ``n`` body bytes of this stream: give the client that window back."""

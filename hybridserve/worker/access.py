@@ -36,6 +36,7 @@ class Entry:
     body_bytes: int  # the response body as the app gave it: no head, no chunk framing
     duration_s: float
     response_headers: Headers
+    reset: str = ""  # an HTTP/2 stream answered by RST_STREAM alone: its error code's name
 
 
 def escape(text: str) -> str:
@@ -68,7 +69,7 @@ def _atoms(entry: Entry) -> dict[str, str]:
         "U": path,
         "q": query,
         "H": version,
-        "s": str(entry.status),
+        "s": f"RST:{entry.reset}" if entry.reset else str(entry.status),
         "b": str(entry.body_bytes) if entry.body_bytes else "-",  # as gunicorn: body only
         "B": str(entry.body_bytes),
         "f": _header(request.headers, "referer"),
@@ -133,6 +134,9 @@ def _json_line(entry: Entry) -> str:
         "user_agent": atoms["a"],
         "pid": os.getpid(),
     }
+    if entry.reset:  # no status went out: RST_STREAM with this code did
+        record["status"] = None
+        record["reset"] = entry.reset
     return json.dumps(record, ensure_ascii=True)
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from hybridserve.apps.types import Channel
 from hybridserve.sansio.events import Headers
+from hybridserve.sansio.h2events import code_name
 from hybridserve.worker.slots import (
     DRAINING,
     DURATION_BUCKETS_S,
@@ -31,6 +32,7 @@ from hybridserve.worker.slots import (
 )
 
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+RESET_SIDES = ("server", "client")  # who sent the RST_STREAM: resets_sent, resets_received
 REASON_MAX = 512  # a failed reload's reason, as kept in the reserved slot
 
 
@@ -51,6 +53,7 @@ class Totals:
         self.requests: dict[tuple[int, int], int] = Tally()  # (interface, class index)
         self.buckets: dict[tuple[int, int], int] = Tally()  # (interface, bucket index)
         self.duration_sum_s: dict[int, float] = defaultdict(float)
+        self.resets: dict[tuple[int, int], int] = Tally()  # (side index, error code index)
         self.restarts: dict[str, int] = Tally()
         self.reloads: dict[str, int] = Tally()  # by result: ok, failed
         self.reload_error = ""  # why the last reload failed; cleared by one that works
@@ -60,40 +63,65 @@ class Totals:
         self.reload_error = "" if ok else error[:REASON_MAX]
 
     def retire(self, slot: SlotView) -> None:
-        c = slot.counters
-        for i, n in enumerate(c.status_classes):
-            self.requests[slot.interface, i] += n
-        for i, n in enumerate(c.static_classes):
-            if n:
-                self.requests[STATIC, i] += n
-        for i, n in enumerate(c.buckets):
-            self.buckets[slot.interface, i] += n
-        self.duration_sum_s[slot.interface] += c.duration_sum_s
+        _add(self, slot)
+
+
+def _add(totals: Totals, slot: SlotView) -> None:
+    """Fold one worker's counters into ``totals``."""
+    c, iface = slot.counters, slot.interface
+    for i, n in enumerate(c.status_classes):
+        totals.requests[iface, i] += n
+    for i, n in enumerate(c.static_classes):
+        if n:  # a worker without mounts adds no static series
+            totals.requests[STATIC, i] += n
+    for i, n in enumerate(c.buckets):
+        totals.buckets[iface, i] += n
+    totals.duration_sum_s[iface] += c.duration_sum_s
+    for side, counts in enumerate((c.resets_sent, c.resets_received)):
+        for i, n in enumerate(counts):
+            if n:  # a worker that never spoke HTTP/2 adds no series
+                totals.resets[side, i] += n
 
 
 def render(workers: list[WorkerSample], totals: Totals) -> str:
     """The Prometheus text exposition of everything the slots and totals hold."""
-    requests: dict[tuple[int, int], int] = Tally(totals.requests)
-    buckets: dict[tuple[int, int], int] = Tally(totals.buckets)
-    sums: dict[int, float] = defaultdict(float, totals.duration_sum_s)
+    summed = Totals()  # the gone workers' totals plus every live worker's counters
+    summed.requests.update(totals.requests)
+    summed.buckets.update(totals.buckets)
+    summed.duration_sum_s.update(totals.duration_sum_s)
+    summed.resets.update(totals.resets)
     for w in workers:
-        c, iface = w.slot.counters, w.slot.interface
-        for i, n in enumerate(c.status_classes):
-            requests[iface, i] += n
-        for i, n in enumerate(c.static_classes):
-            if n:  # a worker without mounts adds no static series
-                requests[STATIC, i] += n
-        for i, n in enumerate(c.buckets):
-            buckets[iface, i] += n
-        sums[iface] += c.duration_sum_s
+        _add(summed, w.slot)
     out: list[str] = []
     metric = _writer(out)
     metric("requests_total", "counter", "Requests answered, by status class and interface.")
-    for (iface, i), n in sorted(requests.items()):
+    for (iface, i), n in sorted(summed.requests.items()):
         out.append(
             f'hybridserve_requests_total{{class="{STATUS_CLASSES[i]}",'
             f'interface="{INTERFACE_NAMES[iface]}"}} {n}'
         )
+    _durations(out, metric, summed)
+    metric("http2_stream_resets_total", "counter", "HTTP/2 streams reset, by sender and code.")
+    for (side, i), n in sorted(summed.resets.items()):
+        out.append(
+            f'hybridserve_http2_stream_resets_total{{by="{RESET_SIDES[side]}",'
+            f'code="{code_name(i)}"}} {n}'
+        )
+    _per_worker(out, metric, workers)
+    metric("worker_restarts_total", "counter", "Workers replaced, by reason.")
+    for reason, n in sorted(totals.restarts.items()):
+        out.append(f'hybridserve_worker_restarts_total{{reason="{reason}"}} {n}')
+    metric("reloads_total", "counter", "Reloads (HUP, --reload) by result.")
+    for result in ("ok", "failed"):
+        out.append(f'hybridserve_reloads_total{{result="{result}"}} {totals.reloads[result]}')
+    metric("last_reload_failed", "gauge", "1 while the newest reload could not boot.")
+    out.append(f"hybridserve_last_reload_failed {int(bool(totals.reload_error))}")
+    return "\n".join(out) + "\n"
+
+
+def _durations(out: list[str], metric: Callable[[str, str, str], None], summed: Totals) -> None:
+    """The request duration histogram, one per interface."""
+    buckets, sums = summed.buckets, summed.duration_sum_s
     metric("request_duration_seconds", "histogram", "Time from request head to response end.")
     for iface in sorted({key[0] for key in buckets} | set(sums)):
         name = INTERFACE_NAMES[iface]
@@ -109,16 +137,6 @@ def render(workers: list[WorkerSample], totals: Totals) -> str:
             f'hybridserve_request_duration_seconds_sum{{interface="{name}"}} {sums[iface]:.6f}'
         )
         out.append(f'hybridserve_request_duration_seconds_count{{interface="{name}"}} {running}')
-    _per_worker(out, metric, workers)
-    metric("worker_restarts_total", "counter", "Workers replaced, by reason.")
-    for reason, n in sorted(totals.restarts.items()):
-        out.append(f'hybridserve_worker_restarts_total{{reason="{reason}"}} {n}')
-    metric("reloads_total", "counter", "Reloads (HUP, --reload) by result.")
-    for result in ("ok", "failed"):
-        out.append(f'hybridserve_reloads_total{{result="{result}"}} {totals.reloads[result]}')
-    metric("last_reload_failed", "gauge", "1 while the newest reload could not boot.")
-    out.append(f"hybridserve_last_reload_failed {int(bool(totals.reload_error))}")
-    return "\n".join(out) + "\n"
 
 
 def _writer(out: list[str]) -> Callable[[str, str, str], None]:
@@ -216,6 +234,7 @@ def encode_totals(totals: Totals) -> str:
             "requests": [[k[0], k[1], n] for k, n in totals.requests.items()],
             "buckets": [[k[0], k[1], n] for k, n in totals.buckets.items()],
             "sums": [[k, v] for k, v in totals.duration_sum_s.items()],
+            "resets": [[k[0], k[1], n] for k, n in totals.resets.items()],
             "restarts": dict(totals.restarts),
             "reloads": dict(totals.reloads),
             "reload_error": totals.reload_error,
@@ -235,6 +254,8 @@ def decode_totals(text: str) -> Totals:
         totals.buckets[iface, i] = n
     for iface, value in data["sums"]:
         totals.duration_sum_s[iface] = value
+    for side, i, n in data.get("resets", []):
+        totals.resets[side, i] = n
     totals.restarts.update(data["restarts"])
     totals.reloads.update(data.get("reloads", {}))
     totals.reload_error = data.get("reload_error", "")

@@ -17,16 +17,18 @@ import mmap
 import struct
 from dataclasses import dataclass
 
+from hybridserve.sansio.h2events import RESET_CODES
+
 SLOT_BYTES = 4096
 # Request duration histogram bounds, in seconds (Prometheus ``le`` labels; +Inf follows).
 DURATION_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _N_BUCKETS = len(DURATION_BUCKETS_S) + 1
-_HEAD = struct.Struct(f"<dIIIIQQQQdIIdd5Q{_N_BUCKETS}Q5Q")
+_HEAD = struct.Struct(f"<dIIIIQQQQdIIdd5Q{_N_BUCKETS}Q5Q{2 * RESET_CODES}Q")
 _LIVENESS = struct.Struct("<dII")  # the head's first fields: beat, pid, state
 _LOAD = struct.Struct("<iI")  # open connections, accepting (0/1)
-_LOAD_AT = 448
+_LOAD_AT = 512
 _MESSAGE_LEN = struct.Struct("<I")
-_MESSAGE_AT = 512
+_MESSAGE_AT = 576
 _MESSAGE_MAX = SLOT_BYTES - _MESSAGE_AT - _MESSAGE_LEN.size
 assert _HEAD.size <= _LOAD_AT and _LOAD_AT + _LOAD.size <= _MESSAGE_AT
 
@@ -52,6 +54,9 @@ class Counters:
     status_classes: tuple[int, ...] = (0,) * 5
     buckets: tuple[int, ...] = (0,) * _N_BUCKETS
     static_classes: tuple[int, ...] = (0,) * 5  # static mount answers, not in status_classes
+    # HTTP/2 RST_STREAM frames by error code (sansio.h2events.ResetCounts), both ways
+    resets_sent: tuple[int, ...] = (0,) * RESET_CODES
+    resets_received: tuple[int, ...] = (0,) * RESET_CODES
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +110,8 @@ class Slots:
             *c.status_classes,
             *c.buckets,
             *c.static_classes,
+            *c.resets_sent,
+            *c.resets_received,
         )
 
     def read(self, index: int) -> SlotView:
@@ -121,7 +128,9 @@ class Slots:
             started=v[13],
             status_classes=tuple(v[14:19]),
             buckets=tuple(v[19 : 19 + _N_BUCKETS]),
-            static_classes=tuple(v[19 + _N_BUCKETS :]),
+            static_classes=tuple(v[19 + _N_BUCKETS : 24 + _N_BUCKETS]),
+            resets_sent=tuple(v[24 + _N_BUCKETS : 24 + _N_BUCKETS + RESET_CODES]),
+            resets_received=tuple(v[24 + _N_BUCKETS + RESET_CODES :]),
         )
         return SlotView(v[0], v[1], v[2], v[3], v[4], counters)
 

@@ -18,6 +18,7 @@ from time import perf_counter
 from hybridserve.apps.types import Adapter, Address, Channel, Cycle
 from hybridserve.config import Config
 from hybridserve.sansio.events import Request
+from hybridserve.sansio.h2events import ResetCounts
 from hybridserve.worker.access import AccessLog, Entry
 from hybridserve.worker.capacity import Capacity
 from hybridserve.worker.exposition import PROMETHEUS, StaticCycle
@@ -60,6 +61,7 @@ class Record:
         self.static_classes = [0] * 5  # the same, for static mount answers
         self.buckets = [0] * (len(DURATION_BUCKETS_S) + 1)
         self.duration_sum_s = 0.0
+        self.h2_resets = ResetCounts()  # counted by each HTTP/2 connection itself
         self._max_requests = max_requests  # 0: never
         self._on_quota = on_quota
         self._quota_called = False
@@ -79,12 +81,16 @@ class Record:
             self._quota_called = True
             self._on_quota()
 
-    def refused(self, request: Request, client: Address, status: int, body_bytes: int) -> None:
+    def refused(
+        self, request: Request, client: Address, status: int, body_bytes: int, reset: str = ""
+    ) -> None:
         """A request refused before any app saw it (as nginx logs its 400s): counted and
-        logged with what can be said of it, but not toward --max-requests."""
-        self._tally(status, 0.0, static=False)
+        logged with what can be said of it, but not toward --max-requests. An HTTP/2
+        stream refused with RST_STREAM (``reset``, its code) sent no status to count."""
+        if status:
+            self._tally(status, 0.0, static=False)
         if self.access_log is not None:
-            self.access_log.emit(Entry(request, client, status, body_bytes, 0.0, []))
+            self.access_log.emit(Entry(request, client, status, body_bytes, 0.0, [], reset))
 
     def _tally(self, status: int, duration_s: float, *, static: bool) -> None:
         if 100 <= status <= 599:
@@ -157,6 +163,8 @@ class WorkerState:
             status_classes=tuple(record.status_classes),
             static_classes=tuple(record.static_classes),
             buckets=tuple(record.buckets),
+            resets_sent=tuple(record.h2_resets.sent),
+            resets_received=tuple(record.h2_resets.received),
         )
 
     def sweep(self) -> None:
