@@ -66,6 +66,15 @@ class Totals:
         _add(self, slot)
 
 
+# The labels of a counter's two-part key: (interface, status class), (sender, error code).
+_LABELS: dict[str, Callable[[int, int], str]] = {
+    "requests_total": lambda iface, i: (
+        f'class="{STATUS_CLASSES[i]}",interface="{INTERFACE_NAMES[iface]}"'
+    ),
+    "http2_stream_resets_total": lambda side, i: f'by="{RESET_SIDES[side]}",code="{code_name(i)}"',
+}
+
+
 def _add(totals: Totals, slot: SlotView) -> None:
     """Fold one worker's counters into ``totals``."""
     c, iface = slot.counters, slot.interface
@@ -94,19 +103,15 @@ def render(workers: list[WorkerSample], totals: Totals) -> str:
         _add(summed, w.slot)
     out: list[str] = []
     metric = _writer(out)
-    metric("requests_total", "counter", "Requests answered, by status class and interface.")
-    for (iface, i), n in sorted(summed.requests.items()):
-        out.append(
-            f'hybridserve_requests_total{{class="{STATUS_CLASSES[i]}",'
-            f'interface="{INTERFACE_NAMES[iface]}"}} {n}'
-        )
+    counters = (
+        ("requests_total", "Requests answered, by status class and interface.", summed.requests),
+        ("http2_stream_resets_total", "HTTP/2 streams reset, by sender and code.", summed.resets),
+    )
+    for name, text, counts in counters:
+        metric(name, "counter", text)
+        labels = _LABELS[name]
+        out += [f"hybridserve_{name}{{{labels(*key)}}} {n}" for key, n in sorted(counts.items())]
     _durations(out, metric, summed)
-    metric("http2_stream_resets_total", "counter", "HTTP/2 streams reset, by sender and code.")
-    for (side, i), n in sorted(summed.resets.items()):
-        out.append(
-            f'hybridserve_http2_stream_resets_total{{by="{RESET_SIDES[side]}",'
-            f'code="{code_name(i)}"}} {n}'
-        )
     _per_worker(out, metric, workers)
     metric("worker_restarts_total", "counter", "Workers replaced, by reason.")
     for reason, n in sorted(totals.restarts.items()):

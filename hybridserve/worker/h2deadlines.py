@@ -91,16 +91,7 @@ class H2Deadlines:
 
     def _expire(self, sid: int, stream: Stream) -> None:
         """Past --request-timeout: 503 if the head is not out yet, else a reset."""
-        stream.request_deadline = 0.0
-        request = stream.request
-        log.error(
-            "%s %s ran past --request-timeout (%.0fs)",
-            request.method.decode("latin-1"),
-            request.target.decode("latin-1"),
-            self._timeouts.request_s,
-        )
-        if stream.cycle is not None:
-            stream.cycle.expire()
+        stream.overdue(self._timeouts.request_s)
         if stream.status:
             self._conn.reset(sid, ErrorCode.CANCEL)
             self._owner.gone(sid)

@@ -21,7 +21,7 @@ from hybridserve.apps.types import Cycle, FileBody
 from hybridserve.errors import ResponseError
 from hybridserve.sansio.events import Headers
 from hybridserve.sansio.http2 import Http2Connection
-from hybridserve.worker.state import Clock
+from hybridserve.worker.state import WorkerState
 from hybridserve.worker.stream import NO_BODY_STATUSES, Stream
 
 SEND_HIGH_BYTES = 64 * 1024  # response bytes waiting for the client's window, per stream
@@ -37,17 +37,15 @@ class H2Flow:
     def __init__(
         self,
         conn: Http2Connection,
-        clock: Clock,
+        state: WorkerState,
         *,
-        server_header: bool,
         cycle_of: Callable[[int], Cycle | None],
         flush_soon: Callable[[], None],
     ) -> None:
         self._conn = conn
-        self._clock = clock
-        self._server_header = server_header
-        self._cycle_of = cycle_of
-        self._flush_soon = flush_soon
+        self._clock = state.clock  # its Date line goes in every head
+        self._server_header = bool(state.server_line)
+        self._cycle_of, self._flush_soon = cycle_of, flush_soon
         self._continued: set[int] = set()  # streams that had their 100 Continue
         self._unacked: dict[int, int] = {}  # body bytes held back from the window: app behind
         self._blocked: set[int] = set()  # streams told to pause writing (client's window)

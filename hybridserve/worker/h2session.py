@@ -69,13 +69,7 @@ class H2Session:
         self._conn = Http2Connection(limits, settings, resets=state.record.h2_resets)
         self._streams: dict[int, Stream] = {}
         self._ids: dict[Stream, int] = {}
-        self._flow = H2Flow(
-            self._conn,
-            state.clock,
-            server_header=bool(state.server_line),
-            cycle_of=self._cycle_of,
-            flush_soon=self._flush_soon,
-        )
+        self._flow = H2Flow(self._conn, state, cycle_of=self._cycle_of, flush_soon=self._flush_soon)
         self._deadlines = H2Deadlines(self, self._conn, state, self._flow.holding)
         self._linger_until = 0.0  # after a connection error: reading the client out, then close
         self._flush_pending = False  # a flush is scheduled for the end of this loop turn

@@ -341,16 +341,7 @@ class H1Session:
 
     def _expire(self, stream: Stream) -> None:
         """The request ran past --request-timeout: 503 if we still can, then close."""
-        stream.request_deadline = 0.0
-        request = stream.request
-        log.error(
-            "%s %s ran past --request-timeout (%.0fs)",
-            request.method.decode("latin-1"),
-            request.target.decode("latin-1"),
-            self._timeouts.request_s,
-        )
-        if stream.cycle is not None:
-            stream.cycle.expire()
+        stream.overdue(self._timeouts.request_s)
         stream.status = 503
         self._reject(ProtocolError("the request took too long", 503))
 

@@ -9,6 +9,7 @@ deadline) and hands every byte to its ``Link``, the connection that frames and w
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Callable
 from time import perf_counter
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from hybridserve.apps.websocket import WebSocketSession
 
 NO_BODY_STATUSES = (204, 304)
+log = logging.getLogger("hybridserve.error")
 
 
 def _with_file_length(headers: Headers, length: int) -> Headers:
@@ -197,6 +199,19 @@ class Stream:
 
     def reset(self) -> None:
         self._link.reset()
+
+    def overdue(self, timeout_s: float) -> None:
+        """It ran past --request-timeout: said once, and its cycle told to stop; what the
+        client gets (503 or a cut) is the connection's to decide."""
+        self.request_deadline = 0.0
+        log.error(
+            "%s %s ran past --request-timeout (%.0fs)",
+            self.request.method.decode("latin-1"),
+            self.request.target.decode("latin-1"),
+            timeout_s,
+        )
+        if self.cycle is not None:
+            self.cycle.expire()
 
     # -- the record ------------------------------------------------------------------
     def entry(self, duration_s: float) -> Entry:
