@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from hyperframe.frame import RstStreamFrame, SettingsFrame
 
-from hybridserve.config import Limits
+from hybridserve.config_groups import Limits
 from hybridserve.sansio.events import Request
 from hybridserve.sansio.h2backend import H2Settings
 from hybridserve.sansio.h2events import RESET_CODES, ErrorCode, H2Event, StreamRefused, code_name
