@@ -42,6 +42,10 @@ from static_scenarios import static_scenarios
 
 VBIN = BENCH_DIR / ".venv" / "bin"
 HYBRIDSERVE = BENCH_DIR.parent / ".venv" / "bin" / "hybridserve"
+# The last commit before the stream reshape (issue 12): setup.sh extracts its package here,
+# and the hello scenarios run it beside today's code, so a slowdown shows in the same run.
+BEFORE_REF = "436bb92"
+BEFORE_DIR = BENCH_DIR / ".ref" / BEFORE_REF
 PYPATH = (("PYTHONPATH", str(BENCH_DIR)),)
 START_STOP_S = 2.5  # budgeted seconds to start, probe and stop one server
 MEMORY_CONNECTIONS = 1000
@@ -63,6 +67,15 @@ def hybridserve(interface: str, workers: int = 1, threads: int | None = None) ->
     # Listening/Ready are logged at INFO; the access log is off by default.
     argv += ["--log-level", "info"]
     return ServerSpec(name, tuple(argv), port_from_log=True, ready=r"Ready: \d+ worker")
+
+
+def hybridserve_before(interface: str, threads: int | None = None) -> ServerSpec:
+    """``hybridserve(interface)`` as of BEFORE_REF: same venv, its own package first."""
+    spec = hybridserve(interface, threads=threads)
+    python = HYBRIDSERVE.parent / "python"
+    argv = (str(python), "-m", "hybridserve", *spec.argv[1:])
+    name = f"hybridserve {interface} @{BEFORE_REF}"
+    return dataclasses.replace(spec, name=name, argv=argv, env=(("PYTHONPATH", str(BEFORE_DIR)),))
 
 
 def uvicorn(http: str = "httptools", workers: int = 1) -> ServerSpec:
@@ -139,14 +152,24 @@ def pinned_scenarios() -> list[Scenario]:
             "asgi-hello-pinned",
             "ASGI hello, 1 worker" + title,
             "uvicorn",
-            [pinned(hybridserve("asgi")), pinned(uvicorn()), pinned(granian("asgi"))],
+            [
+                pinned(hybridserve("asgi")),
+                pinned(hybridserve_before("asgi")),
+                pinned(uvicorn()),
+                pinned(granian("asgi")),
+            ],
             PINNED_LOAD,
         ),
         Scenario(
             "wsgi-hello-pinned",
             "WSGI hello, 1 worker, 8 threads" + title,
             "gunicorn gthread",
-            [pinned(hybridserve("wsgi", threads=8)), pinned(gunicorn()), pinned(granian("wsgi"))],
+            [
+                pinned(hybridserve("wsgi", threads=8)),
+                pinned(hybridserve_before("wsgi", threads=8)),
+                pinned(gunicorn()),
+                pinned(granian("wsgi")),
+            ],
             PINNED_LOAD,
         ),
     ]
@@ -217,7 +240,15 @@ def scenarios() -> list[Scenario]:
             "asgi-hello",
             "ASGI hello, 1 worker",
             "uvicorn",
-            [hybridserve("asgi"), uvicorn(), uvicorn("h11"), granian("asgi"), HYPERCORN, RAW],
+            [
+                hybridserve("asgi"),
+                hybridserve_before("asgi"),
+                uvicorn(),
+                uvicorn("h11"),
+                granian("asgi"),
+                HYPERCORN,
+                RAW,
+            ],
             HELLO_LOAD,
         ),
         Scenario(
@@ -226,6 +257,7 @@ def scenarios() -> list[Scenario]:
             "gunicorn gthread",
             [
                 hybridserve("wsgi", threads=8),
+                hybridserve_before("wsgi", threads=8),
                 gunicorn(),
                 gunicorn("sync"),
                 WAITRESS,
@@ -350,8 +382,9 @@ def skip_reason(spec: ServerSpec) -> str | None:
         if not shutil.which("taskset"):
             return "not installed (taskset missing)"
         argv = argv[3:]
-    exe = Path(argv[0])
-    return None if exe.exists() else f"not installed ({exe} missing)"
+    missing = [Path(argv[0])] + [Path(v) for k, v in spec.env if k == "PYTHONPATH"]
+    missing = [path for path in missing if not path.exists()]
+    return f"not installed ({missing[0]} missing)" if missing else None
 
 
 def run(args: argparse.Namespace) -> None:
@@ -437,7 +470,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 round of 1 s")
     parser.add_argument("--only", nargs="*", help="scenario keys to run (default: all)")
     parser.add_argument("--connections", type=int, default=MEMORY_CONNECTIONS)
-    parser.add_argument("--max-minutes", type=float, default=14.0, help="hard time budget")
+    parser.add_argument("--max-minutes", type=float, default=17.0, help="hard time budget")
     parser.add_argument("--output", help="default bench/RESULTS.md (quick: RESULTS.quick.md)")
     args = parser.parse_args()
     if args.quick:

@@ -19,6 +19,12 @@ if [ ! -f "$STAMP" ] || [ setup.sh -nt "$STAMP" ]; then
     if [ "$ok" = 1 ]; then touch "$STAMP"; fi  # otherwise retried next time
 fi
 
+# The package as of the commit before the stream reshape, run beside today's (run.py BEFORE_REF).
+REF=$(sed -n 's/^BEFORE_REF = "\(.*\)"$/\1/p' run.py)
+if [ ! -d ".ref/$REF/hybridserve" ] && git -C .. cat-file -e "$REF^{commit}" 2>/dev/null; then
+    mkdir -p ".ref/$REF" && git -C .. archive "$REF" hybridserve | tar -x -C ".ref/$REF"
+fi
+
 if ! command -v wrk >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && apt-get install -y -qq wrk >/dev/null
