@@ -114,8 +114,10 @@ def build_head(
     declared: int | None = None
     has_date = has_server = False
     no_length = status < 200 or status == 204  # RFC 9110 §8.6: these never carry one
+    cached = _LINE_CACHE.get  # the common case inline: one dict lookup, no call
     for name, value in headers:
-        line, kind = header_line(name, value)
+        hit = cached((name, value))
+        line, kind = hit if hit is not None else header_line(name, value)
         if kind == PLAIN:
             parts.append(line)
         elif kind == CONTENT_LENGTH:

@@ -132,10 +132,13 @@ class Stream:
         self.status = status
         self.response_headers = headers
         head_only = self.request.method == b"HEAD"
-        self._body_counted = not head_only and status >= 200 and status not in NO_BODY_STATUSES
-        self._count(body)
-        if end:
-            self._finish()
+        counted = not head_only and status >= 200 and status not in NO_BODY_STATUSES
+        self._body_counted = counted
+        if counted:
+            self.body_bytes = len(body)
+        if end:  # most responses: head and whole body in one call; the stream is done
+            self.done = True
+            self._link.stream_done(self)
 
     def send_body(self, data: bytes, end: bool) -> None:
         if self.done:
