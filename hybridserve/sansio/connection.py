@@ -220,13 +220,7 @@ class ServerConnection:
                 hosts += 1
                 host = value
             elif name == b"connection":
-                tokens = _connection_tokens(value)
-                if b"close" in tokens:
-                    keep_alive = False
-                elif b"keep-alive" in tokens and self._backend.http10_keep_alive:
-                    keep_alive = True
-                if b"upgrade" in tokens:
-                    request.upgrade = b""
+                keep_alive = self._connection_field(request, value, keep_alive)
             elif name == b"te":
                 request.accepts_trailers = b"trailers" in value.lower()
             elif name == b"expect" and version == b"1.1":
@@ -244,6 +238,18 @@ class ServerConnection:
         request.keep_alive = keep_alive
         self.request = request
         self._keep_alive = keep_alive
+
+    def _connection_field(self, request: Request, value: bytes, keep_alive: bool) -> bool:
+        """The keep-alive a Connection field leaves (``close`` wins; ``keep-alive`` counts
+        for HTTP/1.0 where the backend honours it), and whether it announces an upgrade."""
+        tokens = _connection_tokens(value)
+        if b"upgrade" in tokens:
+            request.upgrade = b""
+        if b"close" in tokens:
+            return False
+        if b"keep-alive" in tokens and self._backend.http10_keep_alive:
+            return True
+        return keep_alive
 
     def refused_request(self) -> Request:
         """What the access log may show of a request refused before an app saw it.

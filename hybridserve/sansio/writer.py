@@ -111,40 +111,8 @@ def build_head(
     if not 100 <= status <= 599:
         raise ResponseError(f"invalid response status {status!r}")
     parts = [STATUS_LINES[status]]
-    declared: int | None = None
-    has_date = has_server = False
-    no_length = status < 200 or status == 204  # RFC 9110 §8.6: these never carry one
-    cached = _LINE_CACHE.get  # the common case inline: one dict lookup, no call
-    for name, value in headers:
-        hit = cached((name, value))
-        line, kind = hit if hit is not None else header_line(name, value)
-        if kind == PLAIN:
-            parts.append(line)
-        elif kind == CONTENT_LENGTH:
-            if no_length:
-                continue
-            try:
-                declared = int(value)
-            except ValueError:
-                raise ResponseError(f"invalid Content-Length {value!r}") from None
-            if declared < 0:
-                raise ResponseError(f"invalid Content-Length {value!r}")
-            parts.append(line)
-        elif kind == CONNECTION:
-            if b"close" in value.lower():
-                keep_alive = False
-        elif kind == DATE:
-            has_date = True
-            parts.append(line)
-        elif kind == SERVER:
-            has_server = True
-            parts.append(line)
-        # Transfer-Encoding from the app is dropped: the framing is ours to choose.
-    if not has_date:
-        parts.append(date_line)
-    if server_line and not has_server:
-        parts.append(server_line)
-
+    declared, close = _header_lines(parts, headers, status, date_line, server_line)
+    keep_alive = keep_alive and not close
     no_body = method == b"HEAD" or status < 200 or status in (204, 304)
     chunked = False
     if declared is None and not no_body:
@@ -164,6 +132,52 @@ def build_head(
     parts.append(b"\r\n")
     framing = Framing(chunked=chunked, no_body=no_body, remaining=None if no_body else declared)
     return b"".join(parts), framing, keep_alive
+
+
+def _header_lines(
+    parts: list[bytes], headers: Headers, status: int, date_line: bytes, server_line: bytes
+) -> tuple[int | None, bool]:
+    """Append the app's header lines, and ours for Date and Server where it gave none;
+    returns its Content-Length (None if none) and whether it asked to close."""
+    declared: int | None = None
+    has_date = has_server = close = False
+    no_length = status < 200 or status == 204  # RFC 9110 §8.6: these never carry one
+    cached = _LINE_CACHE.get  # the common case inline: one dict lookup, no call
+    for name, value in headers:
+        hit = cached((name, value))
+        line, kind = hit if hit is not None else header_line(name, value)
+        if kind == PLAIN:
+            parts.append(line)
+        elif kind == CONTENT_LENGTH:
+            if no_length:
+                continue
+            declared = int(value) if value.isdigit() else _content_length(value)
+            parts.append(line)
+        elif kind == CONNECTION:
+            close = close or b"close" in value.lower()
+        elif kind == DATE:
+            has_date = True
+            parts.append(line)
+        elif kind == SERVER:
+            has_server = True
+            parts.append(line)
+        # Transfer-Encoding from the app is dropped: the framing is ours to choose.
+    if not has_date:
+        parts.append(date_line)
+    if server_line and not has_server:
+        parts.append(server_line)
+    return declared, close
+
+
+def _content_length(value: bytes) -> int:
+    """A Content-Length that is not plain digits: what int() takes, or a ResponseError."""
+    try:
+        declared = int(value)
+    except ValueError:
+        raise ResponseError(f"invalid Content-Length {value!r}") from None
+    if declared < 0:
+        raise ResponseError(f"invalid Content-Length {value!r}")
+    return declared
 
 
 def error_response(status: int, message: str, date_line: bytes, server_line: bytes) -> bytes:

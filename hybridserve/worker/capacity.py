@@ -49,6 +49,8 @@ class Capacity:
         self.connections_limit = connections  # 0: unlimited
         self._clock = clock
         self._on_room = on_room
+        # The verb for "room may have grown": the callback itself, one call less per request.
+        self.room_changed: Callable[[], None] = on_room
         self._on_load = on_load  # ``open`` changed: the siblings see it (worker/balance.py)
         self.connections: set[Connection] = set()
         self.in_flight = 0  # streams running in an app
@@ -113,9 +115,6 @@ class Capacity:
     def threads_lost(self, lost: int) -> None:
         """WSGI threads written off (or given back): they can't take streams meanwhile."""
         self.lost_threads = lost
-
-    def room_changed(self) -> None:
-        self._on_room()
 
     # -- the answer -----------------------------------------------------------------------
     def room(self) -> int:
