@@ -177,9 +177,6 @@ class HyperBackend:
         else:  # h2 would take no more frames: the open streams must still finish (§6.8)
             self._out += self._conn.data_to_send() + goaway_frame(last_stream_id, code)
 
-    def set_max_concurrent_streams(self, n: int) -> None:
-        self._conn.update_settings({_MAX_CONCURRENT: n})
-
     def _drop(self, stream_id: int) -> None:
         self._queued.pop(stream_id, None)
         self._trailers.pop(stream_id, None)

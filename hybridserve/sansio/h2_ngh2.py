@@ -164,9 +164,6 @@ class Ngh2Backend:
         except ngh2.NGH2Error:
             pass  # a dead or closing session: http2.py writes the frame
 
-    def set_max_concurrent_streams(self, n: int) -> None:
-        self._conn.update_settings({ngh2.Setting.MAX_CONCURRENT_STREAMS: n})
-
 
 def _code_for(message: str) -> int:
     """The GOAWAY code for a libnghttp2 error message (ngh2 has one exception class for all)."""

@@ -128,6 +128,35 @@ def build_request(block: Headers, limits: Limits, checked: bool) -> tuple[Reques
     return request, pseudo.get(b":scheme", b"")
 
 
+class Refusal(Exception):
+    """A request head refused before any app sees it: ``status`` (431, 413) answers it, 0
+    resets the stream (PROTOCOL_ERROR); ``request`` is what the access log can show."""
+
+    def __init__(self, status: int, request: Request) -> None:
+        super().__init__(status)
+        self.status = status
+        self.request = request
+
+
+def admit(
+    block: Headers, limits: Limits, checked: bool, end_stream: bool
+) -> tuple[Request, bytes, int | None]:
+    """The request a head makes, its scheme and its announced length; raises Refusal."""
+    try:
+        request, scheme = build_request(block, limits, checked)
+        expected = content_length(request.headers)
+    except MalformedError:
+        raise Refusal(0, seen_request(block)) from None
+    except TooLarge:
+        raise Refusal(431, seen_request(block)) from None
+    if end_stream and expected:  # RFC 9113 §8.1.1: the body it announces never came
+        raise Refusal(0, request)
+    limit = limits.max_body_bytes
+    if limit and expected is not None and expected > limit:
+        raise Refusal(413, request)
+    return request, scheme, expected
+
+
 def _collect(
     block: Headers, limits: Limits
 ) -> tuple[dict[bytes, bytes], Headers, bytes | None, bool, bool]:

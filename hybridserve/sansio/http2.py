@@ -18,8 +18,6 @@ Defences live here, the same for every backend: HTTP semantics (RFC 9113 §8), s
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from hybridserve.config_groups import Limits
 from hybridserve.sansio.events import Headers, Request
 from hybridserve.sansio.h2backend import (
@@ -48,10 +46,10 @@ from hybridserve.sansio.h2guard import FloodGuard, FloodLimits
 from hybridserve.sansio.h2headers import (
     CONNECTION_SPECIFIC,
     MalformedError,
+    Refusal,
     TooLarge,
-    build_request,
+    admit,
     check_trailers,
-    content_length,
     seen_request,
 )
 
@@ -165,20 +163,12 @@ class Http2Connection:
             )
             return
         try:
-            request, scheme = build_request(block, self._limits, self._checked)
-            expected = content_length(request.headers)
-        except MalformedError:
-            self._client_error(sid, now_s, seen_request(block))
-            return
-        except TooLarge:
-            self._answer(sid, 431, event.end_stream, seen_request(block))
-            return
-        if event.end_stream and expected:  # §8.1.1: the body it announces never came
-            self._client_error(sid, now_s, request)
-            return
-        limit = self._limits.max_body_bytes
-        if limit and expected is not None and expected > limit:
-            self._answer(sid, 413, event.end_stream, request)
+            request, scheme, expected = admit(block, self._limits, self._checked, event.end_stream)
+        except Refusal as refusal:
+            if refusal.status:
+                self._answer(sid, refusal.status, event.end_stream, refusal.request)
+            else:
+                self._client_error(sid, now_s, refusal.request)
             return
         self._streams[sid] = _Stream(expected, event.end_stream)
         self._new.add(sid)
@@ -402,9 +392,3 @@ class Http2Connection:
         if not self.closing:
             self.closing = True
             self._backend.goaway(code, self.last_stream_id)
-
-    def set_max_concurrent_streams(self, n: int) -> None:
-        """Announce a new SETTINGS_MAX_CONCURRENT_STREAMS (the worker's room changed)."""
-        if not self.failed:
-            self._settings = replace(self._settings, max_concurrent_streams=n)
-            self._backend.set_max_concurrent_streams(n)

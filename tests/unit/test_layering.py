@@ -1,7 +1,8 @@
 """Imports point one way: cli -> master -> worker -> apps -> sansio (DESIGN.md).
 
 Every module of the package has a layer: a package's modules take the package's, and each
-top-level module is named below, so a new one must choose its place before it lands.
+top-level module is named below, so a new one must choose its place before it lands. And
+every module stays small enough to read whole: 400 lines at most, functions 40.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ TOP_LEVEL = {
     "top": "cli",
     "demo": "apps",  # an app like any other: it may use the app types, nothing above
 }
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 40
 SANSIO_FORBIDDEN = {"asyncio", "socket", "threading", "signal", "time", "selectors"}
 
 
@@ -86,3 +89,20 @@ def test_leaves_import_no_layer() -> None:
 def test_sansio_does_no_io() -> None:
     for path in (PACKAGE / "sansio").glob("*.py"):
         assert not imports(path) & SANSIO_FORBIDDEN, path.name
+
+
+def test_no_module_over_400_lines() -> None:
+    sizes = {p.relative_to(PACKAGE): len(p.read_text().splitlines()) for p, _ in modules()}
+    assert {str(p): n for p, n in sizes.items() if n > MAX_MODULE_LINES} == {}
+
+
+def test_no_function_over_40_lines() -> None:
+    long = []
+    for path, _ in modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                assert node.end_lineno is not None
+                lines = node.end_lineno - node.lineno + 1  # decorators aside, docstring in
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} {lines}")
+    assert long == []
