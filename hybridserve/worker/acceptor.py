@@ -1,5 +1,13 @@
 """The Acceptor: takes connections from the shared listeners while this worker has room,
 then while it holds no more than its share (``balance.py``), and makes each a protocol.
+
+Without room it still watches the listeners, for one case: every worker is full. Then no
+freed thread ever reaches the backlog, because the keep-alive clients' next requests take
+each one first, and a new connection waited there for seconds (wrk timed out at 2 s with
+2 workers x 8 threads under a mixed load). So when no sibling has room either, a waiting
+connection is taken after all, by the workers holding no more than their share, and its
+request queues for a thread like everyone else's. Where ``--limit-concurrency`` is set,
+streams past it are refused rather than queued, and the backlog keeps them instead.
 """
 
 from __future__ import annotations
@@ -10,7 +18,7 @@ import logging
 import socket
 import time
 
-from hybridserve.worker.balance import DEFER_S, Share
+from hybridserve.worker.balance import DEFER_MAX_S, DEFER_S, Share
 from hybridserve.worker.capacity import FRESH_GRACE_S
 from hybridserve.worker.http1 import H1Session
 from hybridserve.worker.preface import Preface, read_proxy_header
@@ -41,7 +49,10 @@ class Acceptor:
         self._loop = state.loop
         self._listeners = listeners
         self._share = share
-        self._watching = False
+        self._watching = False  # for connections, with room (the siblings see it)
+        self._watching_full = False  # for connections, without room: see the docstring
+        self._take_when_full = state.config.limit_concurrency == 0
+        self._full_retry: asyncio.TimerHandle | None = None  # a sibling had room: look later
         self._stopped = False
         self._backoff: asyncio.TimerHandle | None = None
         self._recheck: asyncio.TimerHandle | None = None
@@ -60,6 +71,8 @@ class Acceptor:
             return
         if self._capacity.room() <= 0:
             self._recheck_when_fresh_age()
+            if not self._watching_full:
+                self._watch_when_full()
             return
         self._watch()
         # Take a waiting connection now: if we waited for the next poll, a keep-alive
@@ -78,14 +91,23 @@ class Acceptor:
         self.resume()
 
     def _watch(self) -> None:
-        self._watching = True
+        self._watching, self._watching_full = True, False
         for sock in self._listeners:
             self._loop.add_reader(sock.fileno(), self._accept, sock)
         self.publish()
 
+    def _watch_when_full(self) -> None:
+        if not self._take_when_full or self._stopped or self._capacity.draining:
+            return
+        if self._backoff is not None or self._full_retry is not None or self._watching:
+            return
+        self._watching_full = True
+        for sock in self._listeners:
+            self._loop.add_reader(sock.fileno(), self._accept_when_full, sock)
+
     def _unwatch(self) -> None:
-        if self._watching:
-            self._watching = False
+        if self._watching or self._watching_full:
+            self._watching = self._watching_full = False
             for sock in self._listeners:
                 self._loop.remove_reader(sock.fileno())
 
@@ -112,6 +134,9 @@ class Acceptor:
     def stop(self) -> None:
         self._stopped = True
         self.pause()
+        if self._full_retry is not None:
+            self._full_retry.cancel()
+            self._full_retry = None
 
     def sweep(self) -> int:
         """Accept whatever waits in the backlog now, room or not (the drain's last act)."""
@@ -138,22 +163,50 @@ class Acceptor:
             if capacity.room() <= 0:
                 self.pause()
                 self._recheck_when_fresh_age()
+                self._watch_when_full()
                 return
             if share is not None and share.should_defer(capacity.open, time.monotonic()):
                 self._defer()
                 return
-            try:
-                sock, _addr = listener.accept()
-            except (BlockingIOError, InterruptedError):
+            if not self._accept_one(listener):
                 return
-            except OSError as exc:
-                if exc.errno in RESOURCE_ERRNOS:
-                    log.warning("cannot accept: %s; pausing 100 ms", exc.strerror)
-                    self.pause()
-                    self._backoff = self._loop.call_later(0.1, self._end_backoff)
-                    return
-                continue  # ECONNABORTED and friends: that one client is gone
-            self._take(sock)
+
+    def _accept_when_full(self, listener: socket.socket) -> None:
+        """A connection waits and this worker has no room: take it if no sibling has room
+        and we hold no more than our share; else leave it and look again later."""
+        capacity, share = self._capacity, self._share
+        for _ in range(ACCEPT_BATCH):
+            if capacity.room() > 0:  # room came back: the usual rule
+                self._unwatch()
+                self.resume()
+                return
+            fair = share is None or share.may_take_when_full(capacity.open, time.monotonic())
+            if not fair or capacity.connection_room() <= 0:
+                self._unwatch()  # the listener stays readable: wait, don't spin on it
+                self._full_retry = self._loop.call_later(DEFER_MAX_S, self._end_full_retry)
+                return
+            if not self._accept_one(listener):
+                return
+
+    def _end_full_retry(self) -> None:
+        self._full_retry = None
+        self.resume()
+
+    def _accept_one(self, listener: socket.socket) -> bool:
+        """Take one waiting connection; False when none waits or accepting must pause."""
+        try:
+            sock, _addr = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            if exc.errno in RESOURCE_ERRNOS:
+                log.warning("cannot accept: %s; pausing 100 ms", exc.strerror)
+                self.pause()
+                self._backoff = self._loop.call_later(0.1, self._end_backoff)
+                return False
+            return True  # ECONNABORTED and friends: that one client is gone
+        self._take(sock)
+        return True
 
     def _take(self, sock: socket.socket) -> None:
         self._capacity.accepted()

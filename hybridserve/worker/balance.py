@@ -89,6 +89,19 @@ class Share:
         self._last_defer = now
         return True
 
+    def may_take_when_full(self, own: int, now: float) -> bool:
+        """Without room, whether to take a waiting connection anyway: only if no ready
+        sibling has room (it would take it) and we hold no more than our share."""
+        if now - self._refreshed >= REFRESH_S:
+            self.refresh(now)
+        least: int | None = None
+        for index in self._peers:
+            connections, accepting = self._slots.load(index)
+            if accepting:
+                return False
+            least = connections if least is None else min(least, connections)
+        return least is None or own < least + slack(least)
+
     def excess(self, own: int, now: float) -> int:
         """Connections to hand over: half the gap to the least loaded sibling, once the gap
         is well beyond what the accept rule lets happen (so steady load never churns)."""

@@ -129,6 +129,14 @@ class Capacity:
             room = min(room, self.connections_limit - len(self.connections) - self.fresh)
         return room
 
+    def connection_room(self) -> int:
+        """How many more connections ``--limit-connections`` lets this worker hold now."""
+        if self.draining:
+            return 0
+        if not self.connections_limit:
+            return UNLIMITED
+        return self.connections_limit - len(self.connections) - self.fresh
+
     def young_silent(self) -> bool:
         """Whether some connection counts against room only for a moment more."""
         return self.silent > 0

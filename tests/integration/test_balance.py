@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import signal
+import threading
 from collections import Counter
 
 import httpx
 import pytest
 
 from tests.conftest import ServeFactory
-from tests.harness import SocketReader, wait_until
+from tests.harness import SocketReader, get, wait_until
 from tests.integration.test_metrics import metrics_url, value
 
 CONNECTIONS = 64
@@ -91,3 +92,46 @@ def test_connections_piled_on_one_worker_move_to_a_new_sibling(serve: ServeFacto
     finally:
         for sock in socks:
             sock.close()
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_new_connection_is_served_while_every_thread_stays_busy(
+    serve: ServeFactory, workers: int
+) -> None:
+    """Keep-alive clients, three per thread, keep every WSGI thread of every worker busy.
+    A new connection is answered while they still are: it used to wait in the backlog until
+    they stopped, since each freed thread went to a keep-alive client's next request first
+    (wrk saw 2 s timeouts, 2 workers x 8 threads, mixed load)."""
+    server = serve("-w", str(workers), "--interface", "wsgi", "--threads", "2")
+    clients, rounds = 3 * 2 * workers, 40
+    done = [0] * clients
+    failures: list[BaseException] = []
+
+    def keep_busy(i: int) -> None:
+        try:
+            with server.connect() as sock:
+                reader = SocketReader(sock)
+                for _ in range(rounds):
+                    sock.sendall(get("/delay?ms=25"))
+                    assert reader.read_response().status == 200
+                    done[i] += 1
+        except BaseException as exc:  # reported below, not lost in the thread
+            failures.append(exc)
+
+    busy = [threading.Thread(target=keep_busy, args=(i,)) for i in range(clients)]
+    for thread in busy:
+        thread.start()
+    try:
+        assert wait_until(lambda: min(done) >= 1 or failures, 30), "every client got served"
+        with server.connect() as sock:
+            sock.sendall(get("/"))
+            assert SocketReader(sock).read_response().status == 200
+            served_before_us = sum(done)
+    finally:
+        for thread in busy:
+            thread.join(60)
+    assert not failures, failures
+    # Its request queues behind a few others (tens of requests); it used to come after
+    # three quarters of the load, when the first clients finished and left some room.
+    assert served_before_us < clients * rounds // 2, f"served after {served_before_us}"

@@ -82,3 +82,18 @@ def test_only_a_clear_excess_is_handed_over() -> None:
     assert share.excess(40, NOW) == 5
     slots.publish_load(1, 0, False)  # the sibling has no room: keep ours
     assert share.excess(64, NOW) == 0
+
+
+def test_without_room_a_connection_is_taken_only_when_no_sibling_has_room() -> None:
+    slots = Slots(8)
+    alone = Share(slots, 0)
+    assert alone.may_take_when_full(500, NOW)  # no sibling: nobody else will take it
+    sibling(slots, 1, 40, accepting=True)
+    share = Share(slots, 0)
+    assert not share.may_take_when_full(0, NOW)  # a sibling with room takes it
+    sibling(slots, 1, 40, accepting=False)
+    share = Share(slots, 0)
+    assert share.may_take_when_full(40, NOW)  # both full: within our share
+    assert not share.may_take_when_full(40 + slack(40), NOW)  # both full, we hold more
+    sibling(slots, 1, 0, state=DRAINING, accepting=False)
+    assert Share(slots, 0).may_take_when_full(500, NOW)  # a draining sibling doesn't count
