@@ -22,13 +22,11 @@ from hybridserve.errors import ResponseError
 from hybridserve.sansio.events import Headers
 from hybridserve.sansio.http2 import Http2Connection
 from hybridserve.worker.state import WorkerState
-from hybridserve.worker.stream import NO_BODY_STATUSES, Stream
+from hybridserve.worker.stream import NO_BODY_STATUSES, FileSent, Stream
 
 SEND_HIGH_BYTES = 64 * 1024  # response bytes waiting for the client's window, per stream
 FILE_CHUNK_BYTES = 64 * 1024  # a file body is read this much at a time, as the window allows
 _BAD_VALUE = (b"\r", b"\n", b"\x00")  # never in a response field
-
-Sent = Callable[[int, bool], None]  # (body bytes sent, whole): a file response is over
 
 
 class H2Flow:
@@ -49,7 +47,7 @@ class H2Flow:
         self._continued: set[int] = set()  # streams that had their 100 Continue
         self._unacked: dict[int, int] = {}  # body bytes held back from the window: app behind
         self._blocked: set[int] = set()  # streams told to pause writing (client's window)
-        self._files: dict[int, tuple[FileBody, int, int, Sent]] = {}
+        self._files: dict[int, tuple[FileBody, int, int, FileSent]] = {}
         self._sent_bytes: dict[int, int] = {}
         self.write_paused = False  # the transport's buffer is full
 
@@ -79,7 +77,13 @@ class H2Flow:
             self.written(sid)
 
     def file(
-        self, sid: int, stream: Stream, status: int, headers: Headers, body: FileBody, sent: Sent
+        self,
+        sid: int,
+        stream: Stream,
+        status: int,
+        headers: Headers,
+        body: FileBody,
+        sent: FileSent,
     ) -> None:
         """A file response: its head, then the file read as the client's window opens."""
         if stream.request.method == b"HEAD" or status in NO_BODY_STATUSES or not body.length:

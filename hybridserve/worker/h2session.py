@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 
 from hybridserve.apps.types import Cycle, FileBody
 from hybridserve.config import Config
@@ -37,7 +36,7 @@ from hybridserve.worker.capacity import Capacity
 from hybridserve.worker.h2deadlines import H2Deadlines
 from hybridserve.worker.h2flow import H2Flow
 from hybridserve.worker.protocol import HTTPProtocol
-from hybridserve.worker.stream import Stream
+from hybridserve.worker.stream import FileSent, Stream
 
 log = logging.getLogger("hybridserve.error")
 
@@ -252,12 +251,7 @@ class H2Session:
             self._flow.body(sid, stream, data, end)
 
     def write_file(
-        self,
-        stream: Stream,
-        status: int,
-        headers: Headers,
-        body: FileBody,
-        sent: Callable[[int, bool], None],
+        self, stream: Stream, status: int, headers: Headers, body: FileBody, sent: FileSent
     ) -> None:
         sid = self._ids.get(stream)
         if sid is None:

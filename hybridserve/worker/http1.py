@@ -13,7 +13,6 @@ from __future__ import annotations
 import enum
 import logging
 import os
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hybridserve.apps.types import FileBody
@@ -22,7 +21,7 @@ from hybridserve.sansio.connection import ServerConnection
 from hybridserve.sansio.events import Body, EndOfRequest, Event, Headers, Request
 from hybridserve.sansio.writer import error_response
 from hybridserve.worker.protocol import HTTPProtocol, Pause
-from hybridserve.worker.stream import Stream
+from hybridserve.worker.stream import FileSent, Stream
 
 if TYPE_CHECKING:
     from hybridserve.apps.websocket import WebSocketSession
@@ -208,12 +207,7 @@ class H1Session:
             self._wire.write(self._conn.send_body(data, end=end))
 
     def write_file(
-        self,
-        stream: Stream,
-        status: int,
-        headers: Headers,
-        body: FileBody,
-        sent: Callable[[int, bool], None],
+        self, stream: Stream, status: int, headers: Headers, body: FileBody, sent: FileSent
     ) -> None:
         try:
             has_body = self._file_head(status, headers, body)

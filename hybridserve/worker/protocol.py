@@ -22,6 +22,7 @@ from hybridserve.worker.preface import Preface
 from hybridserve.worker.proxy import Peer
 from hybridserve.worker.sendfile import FileSender
 from hybridserve.worker.state import WorkerState
+from hybridserve.worker.stream import FileSent
 from hybridserve.worker.tls import ServerTLS
 
 log = logging.getLogger("hybridserve.error")
@@ -91,7 +92,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.tls: TLSInfo | None = None
         self._proxy_header: proxy_protocol.HeaderReader | None = None
         self._sender: FileSender | None = None  # a file body going out
-        self._file_done: Callable[[int, bool], None] = _nobody
+        self._file_done: FileSent = _nobody
 
     # -- asyncio callbacks --------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -190,7 +191,7 @@ class HTTPProtocol(asyncio.Protocol):
         if data and self._transport is not None:
             self._transport.write(data)
 
-    def send_file(self, body: FileBody, done: Callable[[int, bool], None]) -> None:
+    def send_file(self, body: FileBody, done: FileSent) -> None:
         """A file body after its head: by os.sendfile on plain TCP (bounded reads under TLS),
         with the backpressure and write timeout of any response; ``done(bytes, whole)``."""
         state, transport = self.state, self._transport

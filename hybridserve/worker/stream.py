@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from hybridserve.apps.websocket import WebSocketSession
 
 NO_BODY_STATUSES = (204, 304)
+FileSent = Callable[[int, bool], None]  # (body bytes sent, whole): a file response is over
 log = logging.getLogger("hybridserve.error")
 
 
@@ -48,12 +49,7 @@ class Link(Protocol):
 
     def write_body(self, stream: Stream, data: bytes, end: bool) -> None: ...
     def write_file(
-        self,
-        stream: Stream,
-        status: int,
-        headers: Headers,
-        body: FileBody,
-        sent: Callable[[int, bool], None],
+        self, stream: Stream, status: int, headers: Headers, body: FileBody, sent: FileSent
     ) -> None:
         """A whole response with a file body; ``sent(body bytes, whole)`` once it is over.
         Owns ``body.fd``; ``headers`` carry the file's Content-Length already."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from hybridserve.worker.capacity import FRESH_GRACE_S, Capacity
 from hybridserve.worker.http1 import H1Session
 from hybridserve.worker.protocol import HTTPProtocol
 from hybridserve.worker.state import Record, WorkerState
-from hybridserve.worker.stream import Stream
+from hybridserve.worker.stream import FileSent, Stream
 
 
 class Clock:
@@ -282,12 +281,7 @@ class FileLink:
         self.heads: list[Headers] = []
 
     def write_file(
-        self,
-        stream: Stream,
-        status: int,
-        headers: Headers,
-        body: FileBody,
-        sent: Callable[[int, bool], None],
+        self, stream: Stream, status: int, headers: Headers, body: FileBody, sent: FileSent
     ) -> None:
         os.close(body.fd)
         self.heads.append(headers)
