@@ -181,7 +181,8 @@ class Worker:
         return EXIT_OK
 
     def _start_serving(self, loop: asyncio.AbstractEventLoop, state: WorkerState) -> Acceptor:
-        """Signals, then accepting, then READY in the slot: the order the master relies on."""
+        """Signals, accepting, the "serving" line, then READY in the slot: the master
+        announces Ready once every slot says so, and no worker's line may follow that."""
         loop.add_signal_handler(signal.SIGTERM, self.stop, False)
         loop.add_signal_handler(signal.SIGINT, self._interrupt)
         loop.add_signal_handler(signal.SIGQUIT, self._quit)
@@ -192,8 +193,6 @@ class Worker:
         acceptor.resume()
         if self.early_stops:
             self.stop(False)  # told to go while booting: serve what waits, then leave
-        self._slot_state = READY
-        self._tick()
         what = self.interface + (f", lifespan {self.lifespan.status}" if self.lifespan else "")
         loop_name = type(loop).__module__.partition(".")[0]  # uvloop or asyncio
         log.info(
@@ -203,6 +202,8 @@ class Worker:
             loop_name,
             state.http_backend,
         )
+        self._slot_state = READY
+        self._tick()
         return acceptor
 
     async def _drain(self, state: WorkerState, acceptor: Acceptor) -> None:
