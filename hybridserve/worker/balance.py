@@ -16,16 +16,20 @@ connections with ``Connection: close``, and the clients reconnect to whoever hol
 The rule never strands a connection: a sibling that does not take it (loop blocked, dead
 but not yet reaped) is outwaited after ``DEFER_MAX_S``, then this worker takes it anyway.
 Room comes first: a worker without room does not accept at all, and says so in its slot,
-so nobody defers to it. With one worker there is no sibling and nothing changes.
+so nobody defers to it; only while the connections it took in the last moment alone fill it
+(``Capacity.held_by_young``) it counts as accepting, as it will in a moment. With one
+worker there is no sibling and nothing changes.
 """
 
 from __future__ import annotations
 
-from hybridserve.worker.slots import READY, Slots
+from hybridserve.worker.slots import BOOTING, READY, Slots
 
 DEFER_S = 0.002  # how long a worker over its share leaves the listeners to its siblings
 DEFER_MAX_S = 0.02  # a connection nobody else took in this long is taken anyway
 REFRESH_S = 0.02  # the list of ready siblings is rebuilt this often (while accepting): ~15 µs
+# ... and before every accept while a sibling boots: it may be ready before REFRESH_S is up,
+# and a burst that waits in the backlog then would all go to whoever looked too early.
 STALE_S = 3.0  # a sibling whose heartbeat is older is not waited for
 
 
@@ -41,6 +45,7 @@ class Share:
         self._slots = slots
         self._index = index
         self._peers: list[int] = []
+        self._booting = False  # a sibling was booting at the last refresh
         self._refreshed = -REFRESH_S
         self._streak_start = 0.0
         self._streak_least = -1
@@ -53,12 +58,15 @@ class Share:
         """Find the sibling slots that are ready and beating (the master's slot is last)."""
         self._refreshed = now
         peers = []
+        booting = False
         for index in range(self._slots.count - 1):
             if index != self._index:
                 beat, pid, state = self._slots.liveness(index)
                 if pid and state == READY and now - beat < STALE_S:
                     peers.append(index)
+                booting = booting or (pid != 0 and state == BOOTING)
         self._peers = peers
+        self._booting = booting
 
     def least(self) -> int | None:
         """The fewest connections held by a sibling that accepts now; None if none does."""
@@ -74,7 +82,7 @@ class Share:
 
         ``now`` is ``time.monotonic()``, the clock the heartbeats use.
         """
-        if now - self._refreshed >= REFRESH_S:
+        if self._booting or now - self._refreshed >= REFRESH_S:
             self.refresh(now)
         if not self._peers:
             return False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hybridserve.worker.balance import DEFER_MAX_S, STALE_S, Share, slack
+from hybridserve.worker.balance import DEFER_MAX_S, REFRESH_S, STALE_S, Share, slack
 from hybridserve.worker.slots import BOOTING, DRAINING, READY, Slots
 
 NOW = 1000.0
@@ -39,6 +39,15 @@ def test_siblings_that_cannot_take_it_are_not_waited_for() -> None:
     slots.publish_load(4, 0, True)
     slots.publish_load(7, 0, True)  # the master's slot holds no worker
     assert not Share(slots, 0).should_defer(50, NOW)
+
+
+def test_a_sibling_booting_at_the_last_look_is_looked_at_again_before_the_next_accept() -> None:
+    slots = Slots(8)
+    sibling(slots, 1, 0, state=BOOTING)
+    share = Share(slots, 0)
+    assert not share.should_defer(5, NOW)  # nobody ready: ours
+    sibling(slots, 1, 0)  # ready a moment later, well within REFRESH_S
+    assert share.should_defer(5, NOW + REFRESH_S / 100)  # a burst now is shared
 
 
 def test_a_connection_nobody_else_takes_is_taken_after_a_while() -> None:
