@@ -137,6 +137,14 @@ class Capacity:
             return UNLIMITED
         return self.connections_limit - len(self.connections) - self.fresh
 
+    def held_by_young(self) -> bool:
+        """Whether only connections accepted in the last FRESH_GRACE_S leave no room: it is
+        back when they age (unless their requests take it), so siblings may wait for us."""
+        if not self.streams_limit or self.connection_room() <= 0:
+            return False
+        threads_room = self.streams_limit - self.lost_threads - (self.in_flight - self.light)
+        return 0 < threads_room <= self._young_fresh()
+
     def young_silent(self) -> bool:
         """Whether some connection counts against room only for a moment more."""
         return self.silent > 0

@@ -75,6 +75,24 @@ def test_young_silent_connections_hold_room_only_for_the_grace_period() -> None:
     assert cap.young_silent()
 
 
+def test_room_held_only_by_young_connections_comes_back_by_itself() -> None:
+    cap, clock, _ = capacity(streams=2)
+    cap.accepted()
+    assert not cap.held_by_young()  # room left: nothing to wait for
+    cap.accepted()
+    assert cap.room() == 0 and cap.held_by_young()  # siblings may wait for us a moment
+    cap.first_bytes()
+    cap.stream_started()
+    cap.first_bytes()
+    cap.stream_started()
+    assert not cap.held_by_young()  # their requests came: full for real
+    clock.now += FRESH_GRACE_S * 2
+    assert cap.room() == 0 and not cap.held_by_young()
+    no_limit, _, _ = capacity(streams=0)
+    no_limit.accepted()
+    assert not no_limit.held_by_young()
+
+
 def test_streams_and_lost_threads_take_room_and_come_back() -> None:
     cap, _, calls = capacity(streams=3)
     conn = Conn()
