@@ -111,3 +111,20 @@ async def test_full_it_leaves_the_connection_to_a_sibling_with_room(
         sibling(accepting=False)  # now it is full too
         assert await until(lambda: cap.accepted_total == 1)
     acc.stop()
+
+
+async def test_room_held_only_by_a_young_connection_still_counts_as_taking(
+    listener: socket.socket,
+) -> None:
+    """Its room is back within FRESH_GRACE_S: a sibling over its share keeps leaving
+    connections to it, instead of taking all its own room while this one's recheck waits."""
+    slots = Slots(8)
+    slots.write(1, beat=time.monotonic(), pid=4242, state=READY, generation=1)
+    slots.publish_load(1, 3, True)
+    acc, cap = acceptor(listener, share=Share(slots, 0))
+    acc.resume()
+    with client(listener):
+        assert await until(lambda: cap.accepted_total == 1)
+        assert slots.load(0) == (1, True)
+    acc.stop()
+    assert slots.load(0) == (1, False)  # stopped: nobody waits for it
