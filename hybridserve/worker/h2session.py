@@ -194,6 +194,7 @@ class H2Session:
         self._capacity.stream_finished()
         if stream.cycle is not None:
             stream.cycle.disconnected()
+            stream.cycle = None  # it refers back to the stream: no garbage cycle
         self._capacity.room_changed()
 
     def _forget(self, sid: int, stream: Stream) -> None:
@@ -296,6 +297,7 @@ class H2Session:
         self._forget(sid, stream)
         self._capacity.stream_finished()
         self._state.record.stream_finished(stream)
+        stream.cycle = None  # it refers back to the stream: no garbage cycle
         self._capacity.room_changed()
         if self._conn.closing and not self._streams:
             self.flush()

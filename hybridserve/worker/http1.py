@@ -110,6 +110,7 @@ class H1Session:
             self._capacity.stream_finished()
             if stream.cycle is not None:
                 stream.cycle.disconnected()
+                stream.cycle = None  # it refers back to the stream: no garbage cycle
         upgraded, self._upgraded = self._upgraded, None
         if upgraded is not None:
             self._capacity.stream_finished()
@@ -275,6 +276,10 @@ class H1Session:
         self._started = False
         self._capacity.stream_finished()
         self._record.stream_finished(stream)
+        # The stream and its cycle refer to each other; untied here, both go as soon as
+        # the app lets go, instead of piling up for the GC (whose gen2 passes showed as
+        # p99 spikes).
+        stream.cycle = None
         if self._open:
             self._next()
         self._capacity.room_changed()
