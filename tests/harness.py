@@ -7,6 +7,7 @@ and for ``Ready:`` before talking to it, never sleeping and hoping.
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -281,3 +282,27 @@ def read_response(sock: socket.socket) -> Response:
 
 def get(path: str = "/", *, host: str = "test", headers: str = "", version: str = "1.1") -> bytes:
     return f"GET {path} HTTP/{version}\r\nHost: {host}\r\n{headers}\r\n".encode("latin-1")
+
+
+def start_on_free_port(
+    name: str, launch: Callable[[int], subprocess.Popen[bytes]], probe: Callable[[int], object]
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start a server that cannot bind port 0 (nginx, HAProxy): try a few random loopback
+    ports, each until ``probe(port)`` stops raising OSError (at most 5 s) or it exits."""
+    for _ in range(10):
+        port = random.randint(20000, 60000)
+        proc = launch(port)
+        for _ in range(100):
+            if proc.poll() is not None:
+                break
+            try:
+                probe(port)
+                return proc, port
+            except OSError:
+                time.sleep(0.05)  # the poll interval of this bounded wait
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()
+    raise AssertionError(f"{name} did not start on any of 10 ports")

@@ -20,16 +20,12 @@ from tests.conformance_h2.client import (
     RstStreamFrame,
     SettingsFrame,
     frame_bytes,
+    raw_headers,
     request_fields,
 )
 from tests.conformance_h2.registry import case
 
 REQUEST = request_fields()
-
-
-def _raw_headers(c: H2Client, stream_id: int, block: bytes, flags: int = 0x5) -> bytes:
-    """A HEADERS frame around a hand-made header block (END_STREAM|END_HEADERS by default)."""
-    return frame_bytes(0x1, flags, stream_id, block)
 
 
 # -- RFC 9113 §3.4: the connection preface --------------------------------------------
@@ -95,7 +91,7 @@ def case_unknown_flags_ignored(c: H2Client) -> None:
 @case("RFC 9113 §4.1")
 def case_reserved_bit_ignored(c: H2Client) -> None:
     c.handshake()
-    c.send(_raw_headers(c, 1 | 0x80000000, c.block(REQUEST)))
+    c.send(raw_headers(1 | 0x80000000, c.block(REQUEST)))
     if c.response(1).status != 200:
         raise CaseFailed("the reserved bit of the stream id was not ignored")
 
@@ -112,7 +108,7 @@ def case_data_over_max_frame_size(c: H2Client) -> None:
 def case_headers_over_max_frame_size(c: H2Client) -> None:
     c.handshake()
     big = c.block([*REQUEST, (b"x-pad", b"~" * 17000)])  # "~" grows under Huffman: sent raw
-    c.send(_raw_headers(c, 1, big))
+    c.send(raw_headers(1, big))
     c.goaway(FRAME_SIZE_ERROR)
 
 
@@ -198,7 +194,7 @@ def case_decreasing_stream_id_not_served(c: H2Client) -> None:
 @case("RFC 9113 §6.2")
 def case_headers_on_stream_zero(c: H2Client) -> None:
     c.handshake()
-    c.send(_raw_headers(c, 0, c.block(REQUEST)))
+    c.send(raw_headers(0, c.block(REQUEST)))
     c.goaway(PROTOCOL_ERROR)
 
 

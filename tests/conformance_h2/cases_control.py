@@ -21,11 +21,6 @@ from tests.conformance_h2.registry import case
 REQUEST = request_fields()
 
 
-def _raw_headers(c: H2Client, stream_id: int, block: bytes, flags: int = 0x5) -> bytes:
-    """A HEADERS frame around a hand-made header block (END_STREAM|END_HEADERS by default)."""
-    return frame_bytes(0x1, flags, stream_id, block)
-
-
 # -- RFC 9113 §6.3 to §6.8 and §6.10: control frames ---------------------------------
 
 

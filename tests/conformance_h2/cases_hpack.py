@@ -9,6 +9,7 @@ from tests.conformance_h2.client import (
     H2Client,
     PingFrame,
     frame_bytes,
+    raw_headers,
     request_fields,
 )
 from tests.conformance_h2.registry import case
@@ -16,17 +17,12 @@ from tests.conformance_h2.registry import case
 REQUEST = request_fields()
 
 
-def _raw_headers(c: H2Client, stream_id: int, block: bytes, flags: int = 0x5) -> bytes:
-    """A HEADERS frame around a hand-made header block (END_STREAM|END_HEADERS by default)."""
-    return frame_bytes(0x1, flags, stream_id, block)
-
-
 # -- RFC 7541 and RFC 9113 §4.3: header compression -----------------------------------
 
 
 def _hpack_error(c: H2Client, block: bytes) -> None:
     c.handshake()
-    c.send(_raw_headers(c, 1, block))
+    c.send(raw_headers(1, block))
     c.goaway(COMPRESSION_ERROR)
 
 

@@ -75,6 +75,11 @@ def frame_bytes(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
     return head + stream_id.to_bytes(4, "big") + payload
 
 
+def raw_headers(stream_id: int, block: bytes, flags: int = 0x5) -> bytes:
+    """A HEADERS frame around a hand-made header block (END_STREAM|END_HEADERS by default)."""
+    return frame_bytes(0x1, flags, stream_id, block)
+
+
 def request_fields(
     method: bytes = b"GET",
     path: bytes = b"/",

@@ -6,18 +6,16 @@ balancers do: the app must see the client's own address and port, over TLS end t
 
 from __future__ import annotations
 
-import random
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ServeFactory
-from tests.harness import Server, read_until_close
+from tests.harness import Server, read_until_close, start_on_free_port
 from tests.integration.test_tls import fetch_json, tls_args, tls_socket, trusting
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -44,26 +42,17 @@ backend app
 def start_haproxy(
     folder: Path, backend: int, send_proxy: str
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """HAProxy cannot report a port it picked: try a few random loopback ports (bounded)."""
-    for _ in range(10):
-        port = random.randint(20000, 60000)
+    """HAProxy cannot report a port it picked: one of a few random loopback ports."""
+
+    def launch(port: int) -> subprocess.Popen[bytes]:
         conf = folder / "haproxy.cfg"
         conf.write_text(CONFIG.format(port=port, backend=backend, send_proxy=send_proxy))
-        proc = subprocess.Popen([HAPROXY, "-db", "-f", str(conf)], stderr=subprocess.PIPE)
-        for _ in range(100):  # up to 5 s for haproxy to listen, or to fail
-            if proc.poll() is not None:
-                break
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return proc, port
-            except OSError:
-                time.sleep(0.05)  # the poll interval of this bounded wait
-        if proc.poll() is None:
-            proc.terminate()
-        proc.wait(10)
-        if proc.stderr is not None:
-            proc.stderr.close()
-    raise AssertionError("haproxy did not start on any of 10 ports")
+        return subprocess.Popen([HAPROXY, "-db", "-f", str(conf)], stderr=subprocess.PIPE)
+
+    def probe(port: int) -> None:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+    return start_on_free_port("haproxy", launch, probe)
 
 
 @pytest.fixture(params=["send-proxy", "send-proxy-v2"])

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import grp
 import os
-import random
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import ServeFactory
-from tests.harness import Server, wait_until
+from tests.harness import Server, start_on_free_port, wait_until
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 pytestmark = pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed")
@@ -66,31 +64,25 @@ def total(text: str, line_start: str) -> float:
 def start_nginx(
     folder: Path, socket: Path, user: str = "root"
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """nginx cannot bind port 0: try a few random loopback ports (bounded).
+    """nginx cannot bind port 0: one of a few random loopback ports.
 
     With a ``user`` other than root, a master process runs the worker as that user."""
     master = "off" if user == "root" else "on"
-    for _ in range(10):
-        port = random.randint(20000, 60000)
+
+    def launch(port: int) -> subprocess.Popen[bytes]:
         conf = folder / "nginx.conf"
         conf.write_text(
             CONFIG.format(dir=folder, socket=socket, port=port, user=user, master=master)
         )
-        proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(folder)], stderr=subprocess.PIPE)
-        for _ in range(100):  # up to 5 s for nginx to listen, or to fail
-            if proc.poll() is not None:
-                break
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-                return proc, port
-            except httpx.TransportError:
-                time.sleep(0.05)  # the poll interval of this bounded wait
-        if proc.poll() is None:
-            proc.terminate()
-        proc.wait(10)
-        if proc.stderr is not None:
-            proc.stderr.close()
-    raise AssertionError("nginx did not start on any of 10 ports")
+        return subprocess.Popen([NGINX, "-c", str(conf), "-p", str(folder)], stderr=subprocess.PIPE)
+
+    def probe(port: int) -> None:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+        except httpx.TransportError as exc:
+            raise OSError(str(exc)) from exc
+
+    return start_on_free_port("nginx", launch, probe)
 
 
 @pytest.fixture

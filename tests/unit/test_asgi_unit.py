@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +16,18 @@ from hybridserve.apps.asgi import (
     build_scope,
     split_target,
 )
-from hybridserve.apps.types import Address, FileBody, Message, Receive, Scope, Send, TLSInfo
+from hybridserve.apps.types import Message, Receive, Scope, Send
 from hybridserve.errors import ClientDisconnected, ResponseError
 from hybridserve.sansio.events import Headers, Request
 from hybridserve.sansio.writer import header_line
+from tests.unit.recording_channel import Recorder
 
 
-class FakeChannel:
+class FakeChannel(Recorder):
     """A Channel that validates heads as the real one does and records every call."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.client: Address = ("192.0.2.7", 50123)
-        self.server: Address = ("127.0.0.1", 8000)
-        self.scheme = "http"
-        self.tls: TLSInfo | None = None
-        self.calls: list[tuple[Any, ...]] = []
+        super().__init__(loop)
         self.refuse_body = False  # as when a body exceeds the head's Content-Length
 
     def send_head(self, status: int, headers: Headers, body: bytes, end: bool) -> None:
@@ -44,35 +38,7 @@ class FakeChannel:
         if self.refuse_body:
             self.refuse_body = False
             raise ResponseError("app sent more body than its Content-Length declared")
-        self.calls.append(("head", status, body, end))
-
-    def send_body(self, data: bytes, end: bool) -> None:
-        self.calls.append(("body", data, end))
-
-    def send_trailers(self, trailers: Headers) -> None:
-        self.calls.append(("trailers", trailers))
-
-    def send_file(
-        self, status: int, headers: Headers, body: FileBody, done: Callable[[bool], None]
-    ) -> None:
-        data = b"".join(
-            p if isinstance(p, bytes) else os.pread(body.fd, p[1], p[0]) for p in body.pieces
-        )
-        os.close(body.fd)
-        self.calls.append(("file", status, data))
-        done(True)
-
-    def send_continue(self) -> None:
-        self.calls.append(("continue",))
-
-    def abort(self) -> None:
-        self.calls.append(("abort",))
-
-    def pause_reading(self) -> None:
-        self.calls.append(("pause",))
-
-    def resume_reading(self) -> None:
-        self.calls.append(("resume",))
+        super().send_head(status, headers, body, end)
 
 
 def request(target: bytes = b"/", headers: Headers | None = None, **kw: Any) -> Request:

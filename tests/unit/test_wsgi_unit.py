@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -16,15 +15,13 @@ import pytest
 
 from hybridserve.apps.environ import INPUT_HIGH_BYTES, FileWrapper, WSGIInput, build_environ
 from hybridserve.apps.threads import ThreadPool
-from hybridserve.apps.types import Address, Environ, FileBody, StartResponse, TLSInfo, WSGIApp
+from hybridserve.apps.types import Address, Environ, StartResponse, WSGIApp
 from hybridserve.apps.wsgi import WSGIAdapter
 from hybridserve.config_groups import Limits
 from hybridserve.errors import ClientDisconnected
 from hybridserve.sansio.connection import ServerConnection
 from hybridserve.sansio.events import Headers, Request
-
-CLIENT: Address = ("192.0.2.7", 50123)
-SERVER: Address = ("127.0.0.1", 8000)
+from tests.unit.recording_channel import CLIENT, SERVER, Recorder
 
 
 def request(target: bytes = b"/", headers: Headers | None = None, **kw: bytes) -> Request:
@@ -308,52 +305,25 @@ class InlineExecutor(Executor):
         return future
 
 
-class RecordingChannel:
+class RecordingChannel(Recorder):
     """A Channel over a real ServerConnection, so response state is checked as in a worker."""
 
     def __init__(self) -> None:
-        self.loop: Any = InlineLoop()
-        self.client: Address = CLIENT
-        self.server: Address = SERVER
-        self.scheme = "http"
-        self.tls: TLSInfo | None = None
+        super().__init__(InlineLoop())
         self.conn = ServerConnection(Limits(), "h11")
         self.conn.receive(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-        self.calls: list[tuple[object, ...]] = []
 
     def send_head(self, status: int, headers: Headers, body: bytes, end: bool) -> None:
         self.conn.send_head(status, headers, body=body, end=end, date_line=b"")
-        self.calls.append(("head", status, body, end))
+        super().send_head(status, headers, body, end)
 
     def send_body(self, data: bytes, end: bool) -> None:
         self.conn.send_body(data, end=end)
-        self.calls.append(("body", data, end))
-
-    def send_trailers(self, trailers: Headers) -> None:
-        self.calls.append(("trailers", trailers))
-
-    def send_file(
-        self, status: int, headers: Headers, body: FileBody, done: Callable[[bool], None]
-    ) -> None:
-        data = b"".join(
-            p if isinstance(p, bytes) else os.pread(body.fd, p[1], p[0]) for p in body.pieces
-        )
-        os.close(body.fd)
-        self.calls.append(("file", status, data))
-        done(True)
-
-    def send_continue(self) -> None:
-        self.calls.append(("continue",))
+        super().send_body(data, end)
 
     def abort(self) -> None:
         self.conn.abandon()
-        self.calls.append(("abort",))
-
-    def pause_reading(self) -> None:
-        self.calls.append(("pause",))
-
-    def resume_reading(self) -> None:
-        self.calls.append(("resume",))
+        super().abort()
 
 
 class Closing:
